@@ -1,0 +1,20 @@
+"""Procrastinate's own schema, from the installed procrastinate package.
+
+Applied only when its tables are absent, so a database prepared by
+`procrastinate schema --apply` beforehand is adopted as it is.
+"""
+
+from procrastinate.schema import SchemaManager
+from yoyo import step
+
+__depends__ = {"0001.docora-schema"}
+
+
+def apply_schema(conn):
+    cursor = conn.cursor()
+    cursor.execute("SELECT to_regclass('procrastinate_jobs')")
+    if cursor.fetchone()[0] is None:
+        cursor.execute(SchemaManager.get_schema())
+
+
+steps = [step(apply_schema)]

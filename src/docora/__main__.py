@@ -1,0 +1,3 @@
+from docora.cli import main
+
+raise SystemExit(main())

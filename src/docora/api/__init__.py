@@ -1,0 +1,1 @@
+"""The client REST API (Litestar + msgspec)."""

@@ -1,0 +1,97 @@
+"""Assembling the Litestar application."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from docora import __version__
+from docora.api.apps import OnboardingController
+from docora.api.auth import authenticated_app
+from docora.api.context import ApiContext, provide_connection
+from docora.api.deliveries import deliveries
+from docora.api.errors import EXCEPTION_HANDLERS
+from docora.api.ratelimit import RateLimiter, rate_limit_middleware
+from docora.api.repositories import RepositoriesController
+from docora.api.status import health, version
+from docora.config import Settings
+from docora.crypto import SecretBox
+from docora.db import open_pool
+from docora.deliver.targets import Resolver, system_resolver
+from docora.jobs.app import build_job_app
+from docora.jobs.queue import JobQueue
+
+MAX_BODY_BYTES = 1024 * 1024
+
+OPENAPI = OpenAPIConfig(
+    title="Docora",
+    version=__version__,
+    description="Watches git repositories and pushes every file change to client apps as "
+    "HMAC-signed webhooks. Authenticate with `Authorization: Bearer <token>`; every error is "
+    '`{"error": "..."}`.',
+    path="/schema",
+    render_plugins=[SwaggerRenderPlugin(path="/"), JsonRenderPlugin(path="/openapi.json")],
+    components=Components(
+        security_schemes={
+            "BearerAuth": SecurityScheme(
+                type="http",
+                scheme="bearer",
+                description="App token (docora_ + 64 hex) returned once by onboarding",
+            ),
+            "AdminToken": SecurityScheme(
+                type="http", scheme="bearer", description="The server's ADMIN_TOKEN"
+            ),
+        }
+    ),
+)
+
+
+def create_app(settings: Settings, *, resolver: Resolver = system_resolver) -> Litestar:
+    """The API application; it opens its own pool and job queue in its lifespan."""
+    assert settings.database_url, "DATABASE_URL must be resolved before the API starts"
+    ctx = ApiContext(
+        settings=settings,
+        box=SecretBox(settings.key_bytes),
+        limiter=RateLimiter(settings.rate_limit_per_minute),
+        auth_failures=RateLimiter(max(5, settings.rate_limit_per_minute // 10)),
+        resolver=resolver,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        ctx.pool = await open_pool(settings.database_url, name="docora-api")
+        jobs = build_job_app(settings)
+        await jobs.open_async(ctx.pool)
+        ctx.queue = JobQueue(jobs)
+        try:
+            yield
+        finally:
+            await jobs.close_async()
+            await ctx.pool.close()
+
+    cors = CORSConfig(allow_origins=settings.cors_origins) if settings.cors_origins else None
+    app = Litestar(
+        route_handlers=[OnboardingController, RepositoriesController, deliveries, health, version],
+        dependencies={
+            "db": Provide(provide_connection),
+            "app": Provide(authenticated_app),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        openapi_config=OPENAPI,
+        cors_config=cors,
+        request_max_body_size=MAX_BODY_BYTES,
+        middleware=[
+            rate_limit_middleware(ctx.limiter, settings.trusted_proxy_networks),
+        ],
+        debug=False,
+    )
+    app.state.docora = ctx
+    return app

@@ -1,0 +1,65 @@
+"""Bearer authentication: app tokens (digest lookup) and the admin token."""
+
+from __future__ import annotations
+
+import math
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
+from litestar.exceptions import HTTPException, NotAuthorizedException
+from litestar.handlers import BaseRouteHandler
+from psycopg import AsyncConnection
+
+from docora.api.context import ApiContext
+from docora.api.ratelimit import bearer_token, peer_address
+from docora.crypto import TOKEN_PATTERN, digests_match, secret_matches, token_digest
+from docora.store import apps
+from docora.store.apps import AppRow
+
+BEARER_SECURITY = [{"BearerAuth": []}]
+ADMIN_SECURITY = [{"AdminToken": []}]
+
+
+def _refuse_if_brute_forcing(ctx: ApiContext, peer: str) -> None:
+    wait = ctx.auth_failures.blocked_for(peer)
+    if wait > 0:
+        raise HTTPException(
+            status_code=429,
+            detail="Too many failed authentication attempts, retry later",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+
+
+def _fail(ctx: ApiContext, peer: str, message: str) -> NotAuthorizedException:
+    ctx.auth_failures.acquire(peer)
+    return NotAuthorizedException(detail=message, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def authenticated_app(request: Request, db: NamedDependency[AsyncConnection]) -> AppRow:
+    ctx: ApiContext = request.app.state.docora
+    peer = peer_address(request.scope, ctx.settings.trusted_proxy_networks)
+    _refuse_if_brute_forcing(ctx, peer)
+    token = bearer_token(request.scope)
+    if token is None:
+        raise _fail(ctx, peer, "Missing bearer token")
+    digest = token_digest(token)
+    # The shape check costs nothing; the lookup is one indexed query either way.
+    found = await apps.find_by_token_digest(db, digest) if TOKEN_PATTERN.match(token) else None
+    if found is None or not digests_match(found[1], digest):
+        raise _fail(ctx, peer, "Invalid bearer token")
+    return found[0]
+
+
+async def admin_guard(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
+    ctx: ApiContext = connection.app.state.docora
+    peer = peer_address(connection.scope, ctx.settings.trusted_proxy_networks)
+    _refuse_if_brute_forcing(ctx, peer)
+    expected = ctx.settings.admin_token
+    token = bearer_token(connection.scope)
+    if expected is None:
+        raise HTTPException(
+            status_code=403, detail="Onboarding over HTTP is disabled: ADMIN_TOKEN is not set"
+        )
+    if token is None or not secret_matches(token, expected):
+        raise _fail(ctx, peer, "Invalid admin token")

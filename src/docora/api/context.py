@@ -1,0 +1,40 @@
+"""What request handlers share: settings, the pool, the secret box, job queue, limiters."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from litestar import Request
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from docora.api.ratelimit import RateLimiter
+from docora.config import Settings
+from docora.crypto import SecretBox
+from docora.deliver.targets import Resolver, system_resolver
+from docora.jobs.queue import JobQueue
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    box: SecretBox
+    limiter: RateLimiter
+    auth_failures: RateLimiter
+    resolver: Resolver = system_resolver
+    started_at: float = field(default_factory=time.monotonic)
+    pool: AsyncConnectionPool | None = None
+    queue: JobQueue | None = None
+
+
+def api_context(request: Request) -> ApiContext:
+    return request.app.state.docora
+
+
+async def provide_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    ctx: ApiContext = request.app.state.docora
+    assert ctx.pool is not None
+    async with ctx.pool.connection() as conn:
+        yield conn

@@ -1,0 +1,57 @@
+"""Every error leaves the API as {"error": "..."}; nothing internal reaches a client."""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+log = logging.getLogger("docora.api")
+
+
+def _validation_message(exc: ValidationException) -> str:
+    details = exc.extra if isinstance(exc.extra, list) else []
+    parts = []
+    for item in details:
+        if not isinstance(item, dict):
+            continue
+        key, message = item.get("key"), item.get("message", "invalid value")
+        parts.append(f"{key}: {message}" if key else str(message))
+    if not parts:
+        return exc.detail or "Invalid request"
+    return "Invalid request: " + "; ".join(parts)
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        {"error": message}, status_code=status, media_type=MediaType.JSON, headers=headers
+    )
+
+
+def http_exception_handler(request: Request, exc: HTTPException) -> Response:
+    if isinstance(exc, ValidationException):
+        message = _validation_message(exc)
+    elif exc.status_code == 413:
+        message = "Request body too large (limit 1 MiB)"
+    else:
+        message = exc.detail
+    return error_response(exc.status_code, message, exc.headers)
+
+
+def internal_error_handler(request: Request, exc: Exception) -> Response:
+    # The request body is never logged: it may carry tokens or signing keys.
+    log.error(
+        "unhandled error on %s %s: %s",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        exc_info=exc,
+    )
+    return error_response(500, "Internal server error")
+
+
+EXCEPTION_HANDLERS = {
+    HTTPException: http_exception_handler,
+    Exception: internal_error_handler,
+}

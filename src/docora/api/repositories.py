@@ -1,0 +1,291 @@
+"""Repository registration and the calling app's watches."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.exceptions import ClientException, NotFoundException
+from litestar.params import JSONBody, Parameter
+from psycopg import AsyncConnection
+
+from docora.api.auth import BEARER_SECURITY
+from docora.api.context import ApiContext
+from docora.api.models import (
+    CircuitBreakerBody,
+    MessageBody,
+    RegisterRepositoryRequest,
+    RepositoryBody,
+    TokenUpdateRequest,
+    WatchDetail,
+    WatchList,
+    WatchSummary,
+)
+from docora.api.responses import errors
+from docora.git.command import GitError
+from docora.git.remote import AccessCheck, check_access
+from docora.git.urls import (
+    InvalidRepositoryUrl,
+    InvalidToken,
+    RepositoryUrl,
+    check_branch,
+    check_token,
+    parse_repository_url,
+)
+from docora.ids import repository_id as make_repository_id
+from docora.store import watches
+from docora.store.apps import AppRow
+from docora.store.watches import WatchRow
+
+RepositoryIdParam = Parameter(
+    pattern=r"^repo_[0-9a-f]{24}$", description="repo_ + 24 hex", title="repository_id"
+)
+
+
+def watch_token_context(app_id: str, repository_id: str) -> str:
+    return f"watches.token:{app_id}:{repository_id}"
+
+
+def _parse_request(ctx: ApiContext, data: RegisterRepositoryRequest) -> RepositoryUrl:
+    try:
+        repo = parse_repository_url(
+            data.github_url, allow_local=ctx.settings.allow_local_repositories
+        )
+        if data.github_token is not None:
+            check_token(data.github_token, repo)
+        if data.branch is not None:
+            check_branch(data.branch)
+    except (InvalidRepositoryUrl, InvalidToken) as exc:
+        raise ClientException(status_code=422, detail=str(exc)) from None
+    return repo
+
+
+async def _check_access(
+    ctx: ApiContext, repo: RepositoryUrl, branch: str | None, token: str | None
+) -> AccessCheck:
+    try:
+        return await check_access(
+            repo.url,
+            branch=branch,
+            token=token,
+            allow_local=ctx.settings.allow_local_repositories,
+            timeout_ms=ctx.settings.git_timeout_ms,
+        )
+    except GitError as exc:
+        raise NotFoundException(
+            detail=f"Repository not found or not accessible ({exc.kind}): {exc.message}"
+        ) from None
+
+
+def circuit_breaker(row: WatchRow, now: datetime) -> CircuitBreakerBody:
+    if row.cooldown_until is None:
+        status = "closed"
+    elif row.cooldown_until > now:
+        status = "open"
+    else:
+        status = "half_open"
+    return CircuitBreakerBody(
+        status=status,
+        consecutive_failures=row.consecutive_failures,
+        cooldown_until=row.cooldown_until,
+    )
+
+
+def summary(row: WatchRow) -> WatchSummary:
+    return WatchSummary(
+        repository_id=row.repository_id,
+        github_url=row.url,
+        owner=row.owner,
+        name=row.name,
+        branch=row.branch,
+        is_private=row.is_private,
+        status=row.status,
+        last_error=row.last_error,
+        last_scanned_at=row.last_scanned_at,
+        commit_sha=row.commit_sha,
+        retry_count=row.retry_count,
+        created_at=row.created_at,
+    )
+
+
+async def _existing_watch(db: AsyncConnection, app: AppRow, repository_id: str) -> WatchRow:
+    row = await watches.get_watch(db, app.id, repository_id)
+    if row is None:
+        raise NotFoundException(detail=f"Repository {repository_id} is not watched by this app")
+    return row
+
+
+class RepositoriesController(Controller):
+    path = "/api/repositories"
+    tags: ClassVar[list[str]] = ["repositories"]
+    security = BEARER_SECURITY
+
+    @post(
+        "/",
+        status_code=201,
+        summary="Register (watch) a repository",
+        description="Checks access with one `git ls-remote`. Registering a repository this app "
+        "already watches resets the watch: its next sync sends every file again.",
+        responses=errors(400, 401, 404, 413, 422),
+    )
+    async def register(
+        self,
+        request: Request,
+        data: JSONBody[RegisterRepositoryRequest],
+        app: NamedDependency[AppRow],
+        db: NamedDependency[AsyncConnection],
+    ) -> RepositoryBody:
+        ctx: ApiContext = request.app.state.docora
+        repo = _parse_request(ctx, data)
+        access = await _check_access(ctx, repo, data.branch, data.github_token)
+        branch = access.head.branch
+        repository_id = make_repository_id(repo.url, branch)
+        token_enc = (
+            ctx.box.encrypt(data.github_token, context=watch_token_context(app.id, repository_id))
+            if data.github_token
+            else None
+        )
+        async with db.transaction():
+            row = await watches.upsert_repository(
+                db,
+                id=repository_id,
+                url=repo.url,
+                host=repo.host,
+                owner=repo.owner,
+                name=repo.name,
+                branch=branch,
+                is_private=access.is_private,
+            )
+            await watches.reset_watch(
+                db, app_id=app.id, repository_id=repository_id, token_enc=token_enc
+            )
+            await ctx.queue.sync_now(db, repository_id)
+        return RepositoryBody(
+            repository_id=row.id,
+            github_url=row.url,
+            owner=row.owner,
+            name=row.name,
+            branch=row.branch,
+            is_private=row.is_private,
+            created_at=row.created_at,
+        )
+
+    @get("/", summary="The app's watched repositories", responses=errors(401))
+    async def list_watches(
+        self, app: NamedDependency[AppRow], db: NamedDependency[AsyncConnection]
+    ) -> WatchList:
+        rows = await watches.list_watches(db, app.id)
+        return WatchList(repositories=[summary(row) for row in rows])
+
+    @get(
+        "/{repository_id:str}",
+        summary="One watch's sync status",
+        responses=errors(400, 401, 404),
+    )
+    async def get_watch(
+        self,
+        app: NamedDependency[AppRow],
+        db: NamedDependency[AsyncConnection],
+        repository_id: str = RepositoryIdParam,
+    ) -> WatchDetail:
+        row = await _existing_watch(db, app, repository_id)
+        counts = await watches.watch_counts(db, app.id, repository_id)
+        base = summary(row)
+        return WatchDetail(
+            repository_id=base.repository_id,
+            github_url=base.github_url,
+            owner=base.owner,
+            name=base.name,
+            branch=base.branch,
+            is_private=base.is_private,
+            status=base.status,
+            last_error=base.last_error,
+            last_scanned_at=base.last_scanned_at,
+            commit_sha=base.commit_sha,
+            retry_count=base.retry_count,
+            circuit_breaker=circuit_breaker(row, datetime.now(UTC)),
+            files_delivered=counts.files_delivered,
+            pending_changes=counts.pending_changes,
+            created_at=base.created_at,
+        )
+
+    @delete(
+        "/{repository_id:str}",
+        status_code=204,
+        summary="Unwatch a repository (deletes this app's delivered state)",
+        responses=errors(400, 401, 404),
+    )
+    async def unwatch(
+        self,
+        app: NamedDependency[AppRow],
+        db: NamedDependency[AsyncConnection],
+        repository_id: str = RepositoryIdParam,
+    ) -> None:
+        if not await watches.delete_watch(db, app.id, repository_id):
+            raise NotFoundException(detail=f"Repository {repository_id} is not watched by this app")
+
+    @patch(
+        "/{repository_id:str}/token",
+        summary="Replace the repository token",
+        description="Verifies access with the new token, clears the error state and the "
+        "circuit breaker, and queues a sync.",
+        responses=errors(400, 401, 404, 413, 422),
+    )
+    async def update_token(
+        self,
+        request: Request,
+        data: JSONBody[TokenUpdateRequest],
+        app: NamedDependency[AppRow],
+        db: NamedDependency[AsyncConnection],
+        repository_id: str = RepositoryIdParam,
+    ) -> MessageBody:
+        ctx: ApiContext = request.app.state.docora
+        row = await _existing_watch(db, app, repository_id)
+        repo = parse_repository_url(row.url, allow_local=True)
+        try:
+            check_token(data.github_token, repo)
+            await check_access(
+                row.url,
+                branch=row.branch,
+                token=data.github_token,
+                allow_local=ctx.settings.allow_local_repositories,
+                timeout_ms=ctx.settings.git_timeout_ms,
+            )
+        except InvalidToken as exc:
+            raise ClientException(status_code=422, detail=str(exc)) from None
+        except GitError as exc:
+            raise ClientException(
+                status_code=422, detail=f"The token cannot read the repository ({exc.kind})"
+            ) from None
+        token_enc = ctx.box.encrypt(
+            data.github_token, context=watch_token_context(app.id, repository_id)
+        )
+        async with db.transaction():
+            await watches.replace_token(
+                db, app_id=app.id, repository_id=repository_id, token_enc=token_enc
+            )
+            await ctx.queue.sync_now(db, repository_id)
+        return MessageBody(message="Token updated successfully")
+
+    @post(
+        "/{repository_id:str}/resync",
+        status_code=202,
+        summary="Queue an immediate sync",
+        description="Only what changed since the last acknowledged state is sent.",
+        responses=errors(400, 401, 404),
+    )
+    async def resync(
+        self,
+        request: Request,
+        app: NamedDependency[AppRow],
+        db: NamedDependency[AsyncConnection],
+        repository_id: str = RepositoryIdParam,
+    ) -> MessageBody:
+        ctx: ApiContext = request.app.state.docora
+        await _existing_watch(db, app, repository_id)
+        async with db.transaction():
+            await watches.mark_resync(db, app.id, repository_id)
+            await ctx.queue.sync_now(db, repository_id)
+        return MessageBody(message="Sync queued")

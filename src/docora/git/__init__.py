@@ -1,0 +1,1 @@
+"""The git CLI: URL rules, a hardened environment, remote queries and mirrors."""

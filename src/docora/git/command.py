@@ -1,0 +1,164 @@
+"""Running git: a hardened environment, credentials through it, classified errors."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import re
+from collections.abc import Sequence
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+import sh
+
+
+class GitErrorKind(StrEnum):
+    AUTH = "auth"
+    NOT_FOUND = "not_found"
+    NETWORK = "network"
+    TIMEOUT = "timeout"
+    GIT = "git"
+
+
+class GitError(Exception):
+    """A failed git command. The message is redacted and safe to show to clients."""
+
+    def __init__(self, kind: GitErrorKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+_PATTERNS: tuple[tuple[GitErrorKind, re.Pattern[str]], ...] = (
+    (
+        GitErrorKind.AUTH,
+        re.compile(
+            r"authentication failed|could not read (username|password)|terminal prompts disabled"
+            r"|permission denied|returned error: 40[13]|invalid credentials|access denied",
+            re.I,
+        ),
+    ),
+    (
+        GitErrorKind.NOT_FOUND,
+        re.compile(
+            r"repository .*not found|not found|does not appear to be a git repository"
+            r"|returned error: 404|no such file or directory",
+            re.I,
+        ),
+    ),
+    (
+        GitErrorKind.NETWORK,
+        re.compile(
+            r"could not resolve|connection refused|failed to connect|connection timed out"
+            r"|network is unreachable|ssl|tls|empty reply|connection reset|couldn't connect"
+            r"|returned error: 5\d\d",
+            re.I,
+        ),
+    ),
+)
+_URL_USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
+
+
+def classify(stderr: str) -> GitErrorKind:
+    for kind, pattern in _PATTERNS:
+        if pattern.search(stderr):
+            return kind
+    return GitErrorKind.GIT
+
+
+def redact(text: str, secrets: Sequence[str] = ()) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    text = _URL_USERINFO.sub(r"\1***@", text)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return "; ".join(lines)[:500]
+
+
+def _basic_auth_header(username: str, password: str) -> str:
+    pair = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return f"Authorization: Basic {pair}"
+
+
+def _username_for(host: str) -> str:
+    if "gitlab" in host:
+        return "oauth2"
+    if host == "bitbucket.org":
+        return "x-token-auth"
+    return "x-access-token"
+
+
+def git_environment(
+    *, url: str = "", token: str | None = None, allow_local: bool = False
+) -> dict[str, str]:
+    """The whole environment git runs with.
+
+    The token travels as an http.extraHeader set through GIT_CONFIG_* variables, so it is
+    never in argv, in a URL, or in any config file on disk. User and system config are
+    ignored (no insteadOf tricks), prompts are off, and only https (plus file/http when
+    local repositories are allowed) may be spoken: `ext::` and friends are refused by git.
+    """
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/nonexistent"),
+        "LANG": "C",
+        "LC_ALL": "C",
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ASKPASS": "/bin/false",
+        "SSH_ASKPASS": "/bin/false",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_PROTOCOL_FROM_USER": "0",
+        "GIT_ALLOW_PROTOCOL": "https:http:file" if allow_local else "https",
+    }
+    config = [("credential.helper", ""), ("core.askPass", "/bin/false")]
+    if token:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        username, sep, password = token.partition(":")
+        if not sep or host.endswith("github.com"):
+            username, password = _username_for(host), token
+        # Scoped to the repository's origin: a redirect elsewhere never carries the token.
+        scope = f"{parts.scheme}://{parts.netloc}/"
+        config.append((f"http.{scope}.extraHeader", _basic_auth_header(username, password)))
+    env["GIT_CONFIG_COUNT"] = str(len(config))
+    for index, (key, value) in enumerate(config):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    return env
+
+
+def run_git(
+    args: Sequence[str],
+    *,
+    env: dict[str, str],
+    timeout_ms: int,
+    cwd: str | None = None,
+    secrets: Sequence[str] = (),
+) -> str:
+    """Run git to completion and return stdout; raise GitError on failure."""
+    try:
+        out = sh.git(
+            *args,
+            _env=env,
+            _cwd=cwd,
+            _timeout=timeout_ms / 1000,
+            _tty_out=False,
+            _tty_in=False,
+            _in=None,
+            _err_to_out=False,
+            _decode_errors="replace",
+        )
+    except sh.TimeoutException:
+        message = f"git {args[0]} timed out after {timeout_ms} ms"
+        raise GitError(GitErrorKind.TIMEOUT, message) from None
+    except sh.ErrorReturnCode as exc:
+        stderr = exc.stderr.decode(errors="replace")
+        message = redact(stderr, secrets) or f"git {args[0]} failed"
+        raise GitError(classify(stderr), message) from None
+    return str(out)
+
+
+async def run_git_async(args: Sequence[str], **kwargs) -> str:
+    return await asyncio.to_thread(run_git, args, **kwargs)

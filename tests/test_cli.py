@@ -1,0 +1,137 @@
+"""The `docora` command, run as a real process."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests import pg
+
+COMMANDS = ["migrate", "api", "worker", "all", "dev", "apps", "apps create", "apps list"]
+
+
+def docora(*args, env=None, input=None, timeout=60):
+    return subprocess.run(
+        [sys.executable, "-m", "docora", *args],
+        env={**os.environ, **(env or {})},
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help(command):
+    result = docora(*command.split(), "--help")
+    assert result.returncode == 0 and "usage: docora" in result.stdout
+
+
+def test_config_errors_are_one_line_and_exit_2(database_url):
+    result = docora("api", env={"DATABASE_URL": database_url, "ENCRYPTION_KEY": "bad"})
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "ENCRYPTION_KEY must be 64 hex chars or base64 of 32 bytes" in result.stderr
+    result = docora("worker", env={"DATABASE_URL": database_url, "ENCRYPTION_KEY": ""})
+    assert result.returncode == 2 and "ENCRYPTION_KEY is required" in result.stderr
+    result = docora("all", env={"DATABASE_URL": database_url, "PORT": "x"})
+    assert result.returncode == 2 and "PORT: Expected `int`" in result.stderr
+    env = {k: "" for k in ("DATABASE_URL",)}
+    assert docora("migrate", env=env).returncode == 2
+
+
+def test_migrate_twice(server_url):
+    url = pg.create_database(server_url)
+    try:
+        first = docora("migrate", env={"DATABASE_URL": url})
+        assert first.returncode == 0, first.stderr
+        assert "migrations applied" in first.stdout
+        second = docora("migrate", env={"DATABASE_URL": url})
+        assert second.returncode == 0 and "up to date" in second.stdout
+    finally:
+        pg.drop_database(server_url, url)
+
+
+def test_apps_create_and_list(database_url, encryption_key):
+    env = {
+        "DATABASE_URL": database_url,
+        "ENCRYPTION_KEY": encryption_key,
+        "ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
+    }
+    created = docora(
+        "apps",
+        "create",
+        "--name",
+        "cli app",
+        "--base-url",
+        "http://127.0.0.1:1/h",
+        "--email",
+        "a@example.com",
+        "--client-auth-key-stdin",
+        env=env,
+        input="a-signing-key-from-stdin\n",
+    )
+    assert created.returncode == 0, created.stderr
+    assert "docora_" in created.stdout and "a-signing-key-from-stdin" not in created.stdout
+    listed = docora("apps", "list", env=env)
+    assert listed.returncode == 0 and "cli app" in listed.stdout
+    bad = docora(
+        "apps",
+        "create",
+        "--name",
+        "x",
+        "--base-url",
+        "http://127.0.0.1:1/h",
+        "--email",
+        "a@example.com",
+        env=env,
+    )
+    assert bad.returncode == 2 and "app_name" in bad.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_all_serves_and_stops_gracefully(database_url, encryption_key, sig):
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "ENCRYPTION_KEY": encryption_key,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "docora", "all"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+            time.sleep(0.2)
+        proc.send_signal(sig)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "docora stopped" in err
+    assert "Stopped worker" in err
