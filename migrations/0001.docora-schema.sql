@@ -45,12 +45,16 @@ CREATE TABLE watches (
     -- Bumped whenever the watch is reset, so work started before the reset cannot
     -- record deliveries against the new generation.
     generation       integer NOT NULL DEFAULT 0,
-    next_attempt_at  timestamptz,
+    -- When the scheduler should look at this watch again: now() for new or reset
+    -- watches, last scan + RESCAN_INTERVAL_MS otherwise. The scheduler's whole
+    -- query is a range scan of this index.
+    next_check_at    timestamptz NOT NULL DEFAULT now(),
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (app_id, repository_id)
 );
 CREATE INDEX watches_repository_id_idx ON watches (repository_id);
+CREATE INDEX watches_next_check_at_idx ON watches (next_check_at);
 
 -- The repository's current snapshot: one row per repository, its files below.
 CREATE TABLE snapshots (
@@ -58,6 +62,8 @@ CREATE TABLE snapshots (
     commit_sha     text NOT NULL,
     file_count     integer NOT NULL DEFAULT 0,
     total_bytes    bigint NOT NULL DEFAULT 0,
+    -- Files left out of the snapshot (symlinks, submodules, too large...): [{path, reason}]
+    skipped        jsonb NOT NULL DEFAULT '[]',
     scanned_at     timestamptz NOT NULL DEFAULT now()
 );
 
@@ -67,6 +73,7 @@ CREATE TABLE snapshot_files (
     sha            text NOT NULL,
     size           bigint NOT NULL,
     blob_id        text NOT NULL,
+    is_binary      boolean NOT NULL,
     PRIMARY KEY (repository_id, path)
 );
 

@@ -160,8 +160,8 @@ def test_pending_changes_and_files_delivered(client, db, repo):
     db.execute("INSERT INTO snapshots (repository_id, commit_sha) VALUES (%s, 'c1')", (rid,))
     for path, sha in (("a", "1"), ("b", "2"), ("c", "3")):
         db.execute(
-            "INSERT INTO snapshot_files (repository_id, path, sha, size, blob_id) "
-            "VALUES (%s, %s, %s, 1, 'blob')",
+            "INSERT INTO snapshot_files (repository_id, path, sha, size, blob_id, is_binary) "
+            "VALUES (%s, %s, %s, 1, 'blob', false)",
             (rid, path, sha),
         )
     for path, sha in (("a", "1"), ("b", "old"), ("gone", "9")):

@@ -69,6 +69,14 @@ class SecretBox:
             raise DecryptionError("ciphertext failed authentication") from None
 
 
+def client_key_context(app_id: str) -> str:
+    return f"apps.client_auth_key:{app_id}"
+
+
+def watch_token_context(app_id: str, repository_id: str) -> str:
+    return f"watches.token:{app_id}:{repository_id}"
+
+
 def new_app_token() -> str:
     return TOKEN_PREFIX + secrets.token_hex(32)
 

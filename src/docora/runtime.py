@@ -12,8 +12,11 @@ import uvicorn
 
 from docora.api.app import create_app
 from docora.config import Settings
+from docora.crypto import SecretBox
 from docora.db import open_pool
+from docora.deliver.client import WebhookSender
 from docora.jobs.app import build_job_app
+from docora.jobs.services import Services
 
 log = logging.getLogger("docora")
 
@@ -43,7 +46,13 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     pool = await open_pool(
         settings.database_url, max_size=settings.scan_concurrency + 4, name="docora-worker"
     )
-    jobs = build_job_app(settings)
+    services = Services(
+        settings=settings,
+        pool=pool,
+        box=SecretBox(settings.key_bytes),
+        sender=WebhookSender(timeout_ms=settings.delivery_timeout_ms),
+    )
+    jobs = build_job_app(settings, services)
     await jobs.open_async(pool)
     worker = asyncio.create_task(
         jobs.run_worker_async(
@@ -51,6 +60,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             install_signal_handlers=False,
             shutdown_graceful_timeout=SHUTDOWN_GRACE_S,
             name="docora-worker",
+            # New jobs arrive by LISTEN/NOTIFY; polling only matters for retries that
+            # become due later, so poll about as often as the shortest retry delay.
+            fetch_job_polling_interval=min(5.0, max(0.2, settings.retry_base_delay_ms / 1000)),
         )
     )
     try:
@@ -60,6 +72,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await worker
         await jobs.close_async()
+        await services.sender.aclose()
         await pool.close()
 
 

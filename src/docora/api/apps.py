@@ -19,15 +19,11 @@ from docora.api.models import (
     OnboardResponse,
 )
 from docora.api.responses import errors
-from docora.crypto import SecretBox, new_app_token, token_digest
+from docora.crypto import SecretBox, client_key_context, new_app_token, token_digest
 from docora.deliver.targets import UnsafeTarget, check_target, normalize_base_url
 from docora.ids import new_app_id
 from docora.store import apps
 from docora.store.apps import AppRow
-
-
-def client_key_context(app_id: str) -> str:
-    return f"apps.client_auth_key:{app_id}"
 
 
 async def validated_base_url(ctx: ApiContext, text: str) -> str:

@@ -24,6 +24,7 @@ from docora.api.models import (
     WatchSummary,
 )
 from docora.api.responses import errors
+from docora.crypto import watch_token_context
 from docora.git.command import GitError
 from docora.git.remote import AccessCheck, check_access
 from docora.git.urls import (
@@ -42,10 +43,6 @@ from docora.store.watches import WatchRow
 RepositoryIdParam = Parameter(
     pattern=r"^repo_[0-9a-f]{24}$", description="repo_ + 24 hex", title="repository_id"
 )
-
-
-def watch_token_context(app_id: str, repository_id: str) -> str:
-    return f"watches.token:{app_id}:{repository_id}"
 
 
 def _parse_request(ctx: ApiContext, data: RegisterRepositoryRequest) -> RepositoryUrl:

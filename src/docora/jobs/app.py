@@ -1,14 +1,28 @@
-"""The Procrastinate app: task registration and periodic schedules, built from Settings."""
+"""The Procrastinate app: tasks, retry policy and periodic schedules, built from Settings.
+
+The API process builds it only to defer jobs (`services` is None); a worker builds it
+with its Services, and the task functions close over them.
+"""
 
 from __future__ import annotations
+
+import logging
 
 import procrastinate
 from procrastinate import JobContext
 
 from docora.config import Settings
+from docora.jobs import alerts, delivery, sync
+from docora.jobs.queue import ALERT_TASK, DELIVER_TASK, SYNC_TASK, JobQueue
+from docora.jobs.retry import DoublingRetry
+from docora.jobs.services import Services
+from docora.store import sync as state
+
+log = logging.getLogger(__name__)
 
 PURGE_FINISHED_AFTER_HOURS = 72
-SYNC_TASK = "docora.sync_repository"
+SCHEDULE_BATCH = 1000
+STALLED_AFTER_S = 60
 
 
 def interval_cron(interval_ms: int) -> str:
@@ -20,7 +34,7 @@ def interval_cron(interval_ms: int) -> str:
     seconds = max(1, round(interval_ms / 1000))
     if seconds < 60:
         step = max(d for d in range(1, 60) if 60 % d == 0 and d <= seconds)
-        return f"*/{step} * * * * *"
+        return f"* * * * * */{step}"
     minutes = seconds // 60
     if minutes < 60:
         step = max(d for d in range(1, 61) if 60 % d == 0 and d <= minutes)
@@ -30,15 +44,52 @@ def interval_cron(interval_ms: int) -> str:
     return f"0 */{step} * * *"
 
 
-async def purge_finished_jobs(context: JobContext, timestamp: int) -> None:
-    """Keep procrastinate_jobs small: finished jobs older than three days go."""
-    await context.app.job_manager.delete_old_jobs(nb_hours=PURGE_FINISHED_AFTER_HOURS)
-
-
-def build_job_app(settings: Settings) -> procrastinate.App:
+def build_job_app(settings: Settings, services: Services | None = None) -> procrastinate.App:
     app = procrastinate.App(connector=procrastinate.PsycopgConnector())
-    purge = app.task(
-        name="docora.purge_finished_jobs", pass_context=True, queueing_lock="purge_finished_jobs"
-    )(purge_finished_jobs)
-    app.periodic(cron="17 * * * *", periodic_id="purge")(purge)
+    queue = JobQueue(app)
+    retry = DoublingRetry(
+        base_delay_ms=settings.retry_base_delay_ms, max_attempts=settings.max_retry_attempts
+    )
+
+    @app.task(name=SYNC_TASK, pass_context=True, retry=retry)
+    async def sync_repository(context: JobContext, repository_id: str) -> None:
+        assert services is not None
+        await sync.sync_repository(services, queue, context, repository_id)
+
+    @app.task(name=DELIVER_TASK, pass_context=True, retry=retry)
+    async def deliver_watch(context: JobContext, app_id: str, repository_id: str) -> None:
+        assert services is not None
+        await delivery.deliver_watch(services, context, app_id, repository_id)
+
+    @app.task(name=ALERT_TASK, pass_context=True, retry=retry)
+    async def send_sync_failed(context: JobContext, **payload) -> None:
+        assert services is not None
+        await alerts.send_sync_failed(services, context, **payload)
+
+    @app.periodic(cron=interval_cron(settings.scan_interval_ms), periodic_id="tick")
+    @app.task(name="docora.schedule", pass_context=True, queueing_lock="docora.schedule")
+    async def schedule(context: JobContext, timestamp: int) -> None:
+        assert services is not None
+        await schedule_due_syncs(services, queue, context)
+
+    @app.periodic(cron="17 * * * *", periodic_id="purge")
+    @app.task(name="docora.purge_finished_jobs", pass_context=True, queueing_lock="docora.purge")
+    async def purge_finished_jobs(context: JobContext, timestamp: int) -> None:
+        await context.app.job_manager.delete_old_jobs(nb_hours=PURGE_FINISHED_AFTER_HOURS)
+
     return app
+
+
+async def schedule_due_syncs(services: Services, queue: JobQueue, context: JobContext) -> int:
+    """One tick: queue a sync for every repository with a due watch, retry stalled jobs."""
+    async with services.pool.connection() as conn:
+        due = await state.claim_due_repositories(
+            conn, rescan_ms=services.settings.rescan_interval_ms, limit=SCHEDULE_BATCH
+        )
+        for repository_id in due:
+            await queue.sync_now(conn, repository_id)
+    manager = context.app.job_manager
+    for job in await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER_S):
+        log.warning("retrying stalled job %s (%s)", job.id, job.task_name)
+        await manager.retry_job(job)
+    return len(due)

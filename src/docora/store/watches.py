@@ -67,7 +67,7 @@ ON CONFLICT (app_id, repository_id) DO UPDATE SET
     last_error = NULL,
     last_scanned_at = NULL,
     commit_sha = NULL,
-    next_attempt_at = NULL,
+    next_check_at = now(),
     generation = watches.generation + 1,
     updated_at = now()
 """
@@ -113,7 +113,7 @@ WHERE w.app_id = %s AND w.repository_id = %s
 
 UPDATE_WATCH_TOKEN = """
 UPDATE watches SET token_enc = %(token_enc)s, status = 'pending_snapshot', retry_count = 0,
-    last_error = NULL, next_attempt_at = NULL, updated_at = now()
+    last_error = NULL, next_check_at = now(), updated_at = now()
 WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s
 """
 
@@ -125,7 +125,7 @@ WHERE id = %s
 
 # A resync keeps the delivered state: only what changed is sent.
 MARK_RESYNC = """
-UPDATE watches SET next_attempt_at = NULL, updated_at = now(),
+UPDATE watches SET next_check_at = now(), updated_at = now(),
     status = CASE WHEN status = 'failed' THEN 'retrying' ELSE status END
 WHERE app_id = %s AND repository_id = %s
 """

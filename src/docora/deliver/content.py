@@ -1,0 +1,38 @@
+"""How file bytes travel: text or base64, whole or in chunks."""
+
+from __future__ import annotations
+
+import base64
+import math
+
+BINARY_SNIFF_BYTES = 8000
+
+
+def is_binary(data: bytes) -> bool:
+    """Binary when the first 8,000 bytes hold a NUL, or the bytes are not valid UTF-8."""
+    if b"\x00" in data[:BINARY_SNIFF_BYTES]:
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def chunk_count(size: int, chunk_chars: int) -> int:
+    """Pieces needed for `size` bytes once base64-encoded and cut every `chunk_chars`."""
+    encoded = 4 * math.ceil(size / 3)
+    return max(1, math.ceil(encoded / chunk_chars))
+
+
+def raw_bytes_per_chunk(chunk_chars: int) -> int:
+    """Raw bytes whose base64 is exactly `chunk_chars` characters (chunk_chars % 4 == 0).
+
+    Encoding raw slices of this size and concatenating equals slicing the full base64
+    text, so chunks can be produced while streaming.
+    """
+    return chunk_chars // 4 * 3
+
+
+def base64_text(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

@@ -1,0 +1,101 @@
+"""Building the requests for one change: bodies, chunks and stable delivery ids (pure)."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+
+from docora.deliver.content import base64_text
+from docora.deliver.payloads import (
+    ChunkInfo,
+    CreateEvent,
+    DeletedFile,
+    DeleteEvent,
+    FileBody,
+    RepositoryRef,
+    UpdateEvent,
+    encode,
+)
+from docora.store.changes import Change
+
+_NAMESPACE = uuid.UUID("6f1c3a52-58d4-4c1e-9a57-0d0c7a1e2b90")
+
+
+class WatchKey(msgspec.Struct, frozen=True):
+    app_id: str
+    repository_id: str
+    generation: int
+
+
+def delivery_id(watch: WatchKey, change: Change, index: int = 0) -> uuid.UUID:
+    """The same request always gets the same id, across retries and worker crashes.
+
+    The watch generation is part of it: after a reset, the full resend gets new ids, so a
+    receiver that de-duplicates on ids still takes it.
+    """
+    name = (
+        f"{watch.app_id}|{watch.repository_id}|{watch.generation}|"
+        f"{change.event}|{change.path}|{change.sha}|{index}"
+    )
+    return uuid.uuid5(_NAMESPACE, name)
+
+
+def chunk_group_id(watch: WatchKey, change: Change) -> str:
+    return str(uuid.uuid5(_NAMESPACE, f"chunk|{delivery_id(watch, change)}"))
+
+
+def delete_body(repo: RepositoryRef, change: Change, commit_sha: str, timestamp: str) -> bytes:
+    return encode(
+        DeleteEvent(
+            repository=repo,
+            file=DeletedFile(path=change.path, sha=change.sha),
+            commit_sha=commit_sha,
+            timestamp=timestamp,
+        )
+    )
+
+
+def file_body(
+    repo: RepositoryRef,
+    change: Change,
+    commit_sha: str,
+    timestamp: str,
+    *,
+    content: str,
+    encoding: str | None,
+    chunk: ChunkInfo | None = None,
+) -> bytes:
+    file = FileBody(
+        path=change.path,
+        sha=change.sha,
+        size=change.size,
+        content=content,
+        content_encoding=encoding,
+        chunk=chunk,
+    )
+    if change.event == "update":
+        assert change.previous_sha is not None
+        event = UpdateEvent(
+            repository=repo,
+            file=file,
+            previous_sha=change.previous_sha,
+            commit_sha=commit_sha,
+            timestamp=timestamp,
+        )
+        return encode(event)
+    return encode(
+        CreateEvent(repository=repo, file=file, commit_sha=commit_sha, timestamp=timestamp)
+    )
+
+
+def whole_file_body(
+    repo: RepositoryRef, change: Change, commit_sha: str, timestamp: str, data: bytes
+) -> bytes:
+    if change.is_binary:
+        return file_body(
+            repo, change, commit_sha, timestamp, content=base64_text(data), encoding="base64"
+        )
+    return file_body(
+        repo, change, commit_sha, timestamp, content=data.decode("utf-8"), encoding=None
+    )

@@ -1,0 +1,77 @@
+"""One bare mirror per repository, updated by fetching only the tracked branch."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from pathlib import Path
+
+from docora.git.command import GitError, GitErrorKind, git_environment, run_git_async
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def _safe(part: str) -> str:
+    cleaned = _UNSAFE.sub("_", part).lstrip(".")
+    return cleaned or "_"
+
+
+def mirror_path(
+    base: str | Path, *, url: str, host: str, owner: str, name: str, branch: str
+) -> Path:
+    """`{base}/{host}/{owner}/{name}/{branch}.git`.
+
+    The branch level keeps two tracked branches of one remote from fetching into the
+    same directory at once (each repository row has its own sync lock). Local paths get
+    a digest in place of the host, since their owner/name need not be unique.
+    """
+    if host == "local":
+        host = "local-" + hashlib.sha256(url.encode()).hexdigest()[:12]
+    parts = [_safe(host), *(_safe(p) for p in owner.split("/")), _safe(name)]
+    return Path(base).resolve().joinpath(*parts, _safe(branch.replace("/", "__")) + ".git")
+
+
+async def fetch_branch(
+    mirror: Path,
+    *,
+    url: str,
+    branch: str,
+    token: str | None,
+    allow_local: bool,
+    timeout_ms: int,
+) -> str:
+    """Fetch the branch tip into the mirror (creating it if needed); return its commit."""
+    env = git_environment(url=url, token=token, allow_local=allow_local)
+    secrets = [token] if token else []
+    created = not (mirror / "HEAD").exists()
+    if created:
+        mirror.mkdir(parents=True, exist_ok=True)
+        await run_git_async(
+            ["init", "--quiet", "--bare", str(mirror)], env=env, timeout_ms=timeout_ms
+        )
+    ref = f"refs/heads/{branch}"
+    try:
+        # The URL is an argument, never stored as a remote: nothing about the origin,
+        # and certainly no credential, is written into the mirror's config.
+        await run_git_async(
+            ["fetch", "--quiet", "--no-tags", "--depth=1", "--force", "--", url, f"+{ref}:{ref}"],
+            env=env,
+            timeout_ms=timeout_ms,
+            cwd=str(mirror),
+            secrets=secrets,
+        )
+    except GitError:
+        if created:
+            shutil.rmtree(mirror, ignore_errors=True)
+        raise
+    out = await run_git_async(
+        ["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+        env=env,
+        timeout_ms=timeout_ms,
+        cwd=str(mirror),
+    )
+    commit = out.strip()
+    if not commit:
+        raise GitError(GitErrorKind.NOT_FOUND, f"branch {branch!r} not found after fetch")
+    return commit

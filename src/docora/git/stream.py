@@ -1,0 +1,110 @@
+"""Streaming git output: `ls-tree` records and `cat-file --batch` blobs.
+
+`sh` runs commands to completion; these two need a live pipe (records are read as git
+writes them, blobs are requested one after another from one long-lived process), so
+they use asyncio's subprocess support with the same hardened environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from docora.git.command import GitError, GitErrorKind, classify, git_environment, redact
+
+READ_CHUNK = 1 << 20
+
+
+async def _start(args: Sequence[str], cwd: Path, *, stdin: bool) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        "git",
+        *args,
+        cwd=str(cwd),
+        env=git_environment(),
+        stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        limit=READ_CHUNK,
+    )
+
+
+async def records(
+    args: Sequence[str], cwd: Path, *, separator: bytes = b"\0"
+) -> AsyncIterator[bytes]:
+    """Yield separator-terminated records of a git command's stdout as they arrive."""
+    proc = await _start(args, cwd, stdin=False)
+    assert proc.stdout is not None and proc.stderr is not None
+    buffer = b""
+    try:
+        while chunk := await proc.stdout.read(READ_CHUNK):
+            buffer += chunk
+            *complete, buffer = buffer.split(separator)
+            for record in complete:
+                yield record
+        stderr = await proc.stderr.read()
+        if await proc.wait() != 0:
+            text = stderr.decode(errors="replace")
+            raise GitError(classify(text), redact(text) or f"git {args[0]} failed")
+        if buffer:
+            yield buffer
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+class BlobReader:
+    """A long-lived `git cat-file --batch`: request a blob, stream its bytes."""
+
+    def __init__(self, mirror: Path) -> None:
+        self._mirror = mirror
+        self._proc: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> BlobReader:
+        self._proc = await _start(["cat-file", "--batch"], self._mirror, stdin=True)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.returncode is None:
+            with contextlib.suppress(Exception):
+                assert proc.stdin is not None
+                proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), 5)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+    async def open(self, blob_id: str) -> int:
+        """Ask for a blob; return its size. Its bytes must then be read with `chunks`."""
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(blob_id.encode() + b"\n")
+        await proc.stdin.drain()
+        header = await proc.stdout.readline()
+        fields = header.split()
+        if len(fields) != 3 or fields[1] != b"blob":
+            raise GitError(
+                GitErrorKind.GIT, f"cannot read blob {blob_id}: {header.decode().strip()}"
+            )
+        return int(fields[2])
+
+    async def chunks(self, size: int, chunk_size: int = READ_CHUNK) -> AsyncIterator[bytes]:
+        """The `size` bytes of the blob just opened, in pieces of at most chunk_size."""
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        remaining = size
+        while remaining:
+            piece = await proc.stdout.readexactly(min(chunk_size, remaining))
+            remaining -= len(piece)
+            yield piece
+        await proc.stdout.readexactly(1)  # the newline after each blob
+
+    async def read(self, blob_id: str) -> bytes:
+        size = await self.open(blob_id)
+        return b"".join([piece async for piece in self.chunks(size)])

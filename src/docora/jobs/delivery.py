@@ -1,0 +1,169 @@
+"""The delivery task: one watch's pending changes to its app, resumable and isolated."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from procrastinate import JobContext
+
+from docora.crypto import DecryptionError, client_key_context, watch_token_context
+from docora.deliver.events import WatchKey
+from docora.deliver.payloads import RepositoryRef
+from docora.deliver.run import ChunkPolicy, DeliveryFailed, Target, WatchDelivery, WatchGone
+from docora.deliver.targets import UnsafeTarget, check_target
+from docora.git.command import GitError, git_environment, run_git_async
+from docora.git.mirror import fetch_branch
+from docora.jobs.retry import attempt_number
+from docora.jobs.services import Services
+from docora.store import apps, snapshots
+from docora.store import sync as state
+from docora.store.apps import AppRow
+from docora.store.sync import RepositoryState, WatchState
+
+log = logging.getLogger(__name__)
+
+
+async def deliver_watch(
+    services: Services, context: JobContext, app_id: str, repository_id: str
+) -> None:
+    settings = services.settings
+    attempt = attempt_number(context.job)
+    async with services.pool.connection() as conn:
+        app = await apps.get_app(conn, app_id)
+        repo = await state.load_repository(conn, repository_id)
+        watch = next(
+            (w for w in await state.load_watches(conn, repository_id) if w.app_id == app_id), None
+        )
+        commit = await snapshots.current_commit(conn, repository_id)
+    if app is None or repo is None or watch is None:
+        return  # unwatched or deleted meanwhile: nothing more for this watch
+    try:
+        if commit is not None:
+            await _set(services, repo, watch, "scanning", watch_error=None, attempt=attempt)
+            delivery = await _prepare(services, app, repo, watch, commit, attempt)
+            sent = await delivery.run()
+            log.info("delivered %d events to %s for %s", sent, app_id, repository_id)
+        async with services.pool.connection() as conn:
+            if await snapshots.current_commit(conn, repository_id) == commit:
+                await state.mark_synced(
+                    conn,
+                    app_id=app_id,
+                    repository_id=repository_id,
+                    generation=watch.generation,
+                    commit_sha=commit,
+                    rescan_ms=settings.rescan_interval_ms,
+                )
+    except WatchGone:
+        return
+    except (DeliveryFailed, GitError, UnsafeTarget, DecryptionError) as exc:
+        final = attempt >= settings.max_retry_attempts
+        await _set(
+            services,
+            repo,
+            watch,
+            "failed" if final else "retrying",
+            watch_error=_describe(exc),
+            attempt=attempt,
+        )
+        raise
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, GitError):
+        return f"git {exc.kind}: {exc.message}"
+    if isinstance(exc, UnsafeTarget):
+        return f"webhook target refused: {exc}"
+    if isinstance(exc, DecryptionError):
+        return "stored secret cannot be decrypted; rotate it"
+    return f"delivery failed: {exc}"
+
+
+async def _set(services, repo, watch, status, *, watch_error, attempt) -> None:
+    # A failed watch comes back to the scheduler after RESCAN_INTERVAL_MS.
+    async with services.pool.connection() as conn:
+        await state.set_watch_status(
+            conn,
+            repo.id,
+            [watch.app_id],
+            status=status,
+            error=watch_error,
+            retry_count=attempt if status != "scanning" else None,
+            recheck_ms=services.settings.rescan_interval_ms,
+        )
+
+
+async def _prepare(
+    services: Services,
+    app: AppRow,
+    repo: RepositoryState,
+    watch: WatchState,
+    commit: str,
+    attempt: int,
+) -> WatchDelivery:
+    settings = services.settings
+    key = services.box.decrypt(app.client_auth_key_enc, context=client_key_context(app.id))
+    # SSRF rules again at delivery time: DNS may have changed since onboarding.
+    await check_target(
+        app.base_url,
+        allow_private=settings.allow_private_webhook_targets,
+        resolver=services.resolver,
+    )
+    mirror = services.mirror_for(repo)
+    await _ensure_commit(services, repo, watch, mirror, commit)
+    return WatchDelivery(
+        pool=services.pool,
+        sender=services.sender,
+        target=Target(app_id=app.id, base_url=app.base_url, key=key),
+        watch=WatchKey(app.id, repo.id, watch.generation),
+        repository=RepositoryRef(
+            repository_id=repo.id, github_url=repo.url, owner=repo.owner, name=repo.name
+        ),
+        commit_sha=commit,
+        mirror=mirror,
+        chunks=ChunkPolicy(
+            threshold_bytes=settings.binary_chunk_threshold_bytes,
+            chunk_chars=settings.binary_chunk_size_bytes,
+        ),
+        attempt=attempt,
+    )
+
+
+async def _ensure_commit(
+    services: Services, repo: RepositoryState, watch: WatchState, mirror: Path, commit: str
+) -> None:
+    """Another worker host may have made the snapshot: fetch with this watch's own token."""
+    if await _has_commit(mirror, commit):
+        return
+    token = None
+    if watch.token_enc is not None:
+        token = services.box.decrypt(
+            watch.token_enc, context=watch_token_context(watch.app_id, repo.id)
+        )
+    await fetch_branch(
+        mirror,
+        url=repo.url,
+        branch=repo.branch,
+        token=token,
+        allow_local=services.settings.allow_local_repositories,
+        timeout_ms=services.settings.git_timeout_ms,
+    )
+    if not await _has_commit(mirror, commit):
+        raise DeliveryFailed(
+            "the snapshot's commit is no longer on the remote; waiting for the next sync"
+        )
+
+
+async def _has_commit(mirror: Path, commit: str) -> bool:
+    if not (mirror / "HEAD").exists():
+        return False
+    try:
+        await run_git_async(
+            ["cat-file", "-e", f"{commit}^{{commit}}"],
+            env=git_environment(),
+            timeout_ms=30_000,
+            cwd=str(mirror),
+        )
+    except GitError:
+        return False
+    return True

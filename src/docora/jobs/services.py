@@ -1,0 +1,34 @@
+"""What tasks need at run time; built once per worker process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from psycopg_pool import AsyncConnectionPool
+
+from docora.config import Settings
+from docora.crypto import SecretBox
+from docora.deliver.client import WebhookSender
+from docora.deliver.targets import Resolver, system_resolver
+from docora.git.mirror import mirror_path
+from docora.store.sync import RepositoryState
+
+
+@dataclass
+class Services:
+    settings: Settings
+    pool: AsyncConnectionPool
+    box: SecretBox
+    sender: WebhookSender
+    resolver: Resolver = system_resolver
+
+    def mirror_for(self, repo: RepositoryState) -> Path:
+        return mirror_path(
+            self.settings.repos_base_path,
+            url=repo.url,
+            host=repo.host,
+            owner=repo.owner,
+            name=repo.name,
+            branch=repo.branch,
+        )

@@ -1,0 +1,267 @@
+"""The sync task: ask the remote, fetch and scan once, then hand each watch its delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from procrastinate import JobContext
+
+from docora.crypto import DecryptionError, watch_token_context
+from docora.git.command import GitError, GitErrorKind
+from docora.git.mirror import fetch_branch
+from docora.git.remote import RemoteHead, read_remote_head
+from docora.jobs.queue import JobQueue
+from docora.jobs.retry import attempt_number
+from docora.jobs.services import Services
+from docora.scan.hashing import hash_entries
+from docora.scan.transforms import apply_transforms
+from docora.scan.tree import read_tree
+from docora.store import snapshots
+from docora.store import sync as state
+from docora.store.sync import RepositoryState, WatchState
+
+log = logging.getLogger(__name__)
+
+ACCESS_CHECK_CONCURRENCY = 8
+
+
+@dataclass
+class Credentials:
+    """Watches grouped by the token they read with (None: anonymous)."""
+
+    by_token: dict[str | None, list[str]] = field(default_factory=dict)
+    undecryptable: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(
+        cls, services: Services, repo: RepositoryState, watches: list[WatchState]
+    ) -> Credentials:
+        creds = cls()
+        for watch in watches:
+            token = None
+            if watch.token_enc is not None:
+                try:
+                    token = services.box.decrypt(
+                        watch.token_enc, context=watch_token_context(watch.app_id, repo.id)
+                    )
+                except DecryptionError:
+                    creds.undecryptable.append(watch.app_id)
+                    continue
+            creds.by_token.setdefault(token, []).append(watch.app_id)
+        return creds
+
+
+async def sync_repository(
+    services: Services, queue: JobQueue, context: JobContext, repository_id: str
+) -> None:
+    async with services.pool.connection() as conn:
+        repo = await state.load_repository(conn, repository_id)
+        watches = await state.load_watches(conn, repository_id) if repo else []
+    if repo is None or not watches:
+        return
+    if repo.cooldown_until and repo.cooldown_until > datetime.now(UTC):
+        log.info("sync of %s skipped: circuit breaker open until %s", repo.id, repo.cooldown_until)
+        return
+    run = SyncRun(services, queue, repo, watches, attempt_number(context.job))
+    try:
+        await run.execute()
+    except GitError as exc:
+        opened = await run.record_git_failure(exc)
+        if not opened:
+            raise
+    except Exception:
+        await run.mark_all("retrying", "internal error during sync; retrying")
+        raise
+
+
+class SyncRun:
+    def __init__(
+        self,
+        services: Services,
+        queue: JobQueue,
+        repo: RepositoryState,
+        watches: list[WatchState],
+        attempt: int,
+    ) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.queue = queue
+        self.repo = repo
+        self.watches = watches
+        self.attempt = attempt
+        self.creds = Credentials.of(services, repo, watches)
+
+    async def execute(self) -> None:
+        if self.creds.undecryptable:
+            await self.mark(
+                self.creds.undecryptable, "failed", "stored token cannot be decrypted; update it"
+            )
+        if not self.creds.by_token:
+            return
+        token, head = await self._first_readable_head()
+        async with self.services.pool.connection() as conn:
+            snapshot_commit = await snapshots.current_commit(conn, self.repo.id)
+        if self._all_in_sync(head, snapshot_commit):
+            async with self.services.pool.connection() as conn:
+                await state.mark_checked(
+                    conn, self.repo.id, rescan_ms=self.settings.rescan_interval_ms
+                )
+                await state.close_circuit(conn, self.repo.id)
+            return
+        readable = await self._check_each_credential(token)
+        if head.commit_sha is None:
+            if snapshot_commit is not None:
+                raise GitError(
+                    GitErrorKind.NOT_FOUND, f"branch {self.repo.branch!r} no longer exists"
+                )
+        elif head.commit_sha != snapshot_commit:
+            await self._fetch_and_snapshot(token, head.commit_sha)
+        async with self.services.pool.connection() as conn:
+            await state.close_circuit(conn, self.repo.id)
+        await self._hand_out(readable)
+
+    def _all_in_sync(self, head: RemoteHead, snapshot_commit: str | None) -> bool:
+        if head.commit_sha is None or head.commit_sha != snapshot_commit:
+            return False
+        return all(w.status == "synced" and w.commit_sha == snapshot_commit for w in self.watches)
+
+    def _candidates(self) -> list[str | None]:
+        # Anonymous first: a public repository then needs no token at all.
+        return sorted(self.creds.by_token, key=lambda t: t is not None)
+
+    async def _ls_remote(self, token: str | None) -> RemoteHead:
+        return await read_remote_head(
+            self.repo.url,
+            branch=self.repo.branch,
+            token=token,
+            allow_local=self.settings.allow_local_repositories,
+            timeout_ms=self.settings.git_timeout_ms,
+        )
+
+    async def _first_readable_head(self) -> tuple[str | None, RemoteHead]:
+        first_error: GitError | None = None
+        for token in self._candidates():
+            try:
+                return token, await self._ls_remote(token)
+            except GitError as exc:
+                first_error = first_error or exc
+                if exc.kind not in (GitErrorKind.AUTH, GitErrorKind.NOT_FOUND):
+                    raise
+        assert first_error is not None
+        raise first_error
+
+    async def _check_each_credential(self, verified: str | None) -> list[str]:
+        """Tenant isolation: every watch reads with its own token; failures fail that watch only."""
+        limit = asyncio.Semaphore(ACCESS_CHECK_CONCURRENCY)
+
+        async def check(token: str | None) -> GitError | None:
+            if token == verified:
+                return None
+            async with limit:
+                try:
+                    await self._ls_remote(token)
+                except GitError as exc:
+                    return exc
+            return None
+
+        tokens = list(self.creds.by_token)
+        outcomes = await asyncio.gather(*(check(t) for t in tokens))
+        readable: list[str] = []
+        for token, error in zip(tokens, outcomes, strict=True):
+            app_ids = self.creds.by_token[token]
+            if error is None:
+                readable.extend(app_ids)
+            else:
+                message = (
+                    f"access denied ({error.kind}): this watch's token cannot read the repository"
+                )
+                await self.mark(app_ids, "failed", message)
+        return readable
+
+    async def _fetch_and_snapshot(self, token: str | None, commit: str) -> None:
+        mirror = self.services.mirror_for(self.repo)
+        fetched = await fetch_branch(
+            mirror,
+            url=self.repo.url,
+            branch=self.repo.branch,
+            token=token,
+            allow_local=self.settings.allow_local_repositories,
+            timeout_ms=self.settings.git_timeout_ms,
+        )
+        tree = await read_tree(mirror, fetched, max_file_size=self.settings.max_file_size_bytes)
+        async with self.services.pool.connection() as conn:
+            known = await snapshots.known_blob_facts(conn, self.repo.id)
+        files, hashed = await hash_entries(mirror, tree.entries, known)
+        files = apply_transforms(files)
+        async with self.services.pool.connection() as conn:
+            await snapshots.replace_snapshot(conn, self.repo.id, fetched, files, tree.skipped)
+        log.info(
+            "snapshot of %s at %s: %d files (%d blobs hashed, %d skipped)",
+            self.repo.id,
+            fetched[:12],
+            len(files),
+            hashed,
+            len(tree.skipped),
+        )
+
+    async def _hand_out(self, readable: list[str]) -> None:
+        """Queue one delivery task per readable watch, in the same transaction as its status."""
+        if not readable:
+            return
+        async with self.services.pool.connection() as conn, conn.transaction():
+            await state.set_watch_status(
+                conn,
+                self.repo.id,
+                readable,
+                status="scanning",
+                error=None,
+                recheck_ms=self.settings.rescan_interval_ms,
+            )
+            for app_id in readable:
+                await self.queue.deliver_now(conn, app_id, self.repo.id)
+
+    async def mark(self, app_ids: list[str], status: str, error: str | None) -> None:
+        async with self.services.pool.connection() as conn:
+            await state.set_watch_status(
+                conn,
+                self.repo.id,
+                app_ids,
+                status=status,
+                error=error,
+                retry_count=self.attempt,
+                recheck_ms=self.settings.rescan_interval_ms,
+            )
+
+    async def mark_all(self, status: str, error: str) -> None:
+        await self.mark([w.app_id for w in self.watches], status, error)
+
+    async def record_git_failure(self, exc: GitError) -> bool:
+        """Count the failure on the circuit breaker; True when this failure opened it."""
+        settings = self.settings
+        async with self.services.pool.connection() as conn:
+            circuit = await state.record_git_failure(
+                conn,
+                self.repo.id,
+                threshold=settings.circuit_breaker_threshold,
+                cooldown_ms=settings.circuit_breaker_cooldown_ms,
+            )
+        final = circuit.opened_now or self.attempt >= settings.max_retry_attempts
+        await self.mark_all("failed" if final else "retrying", f"git {exc.kind}: {exc.message}")
+        if circuit.opened_now:
+            async with self.services.pool.connection() as conn, conn.transaction():
+                for watch in self.watches:
+                    await self.queue.alert(
+                        conn,
+                        app_id=watch.app_id,
+                        repository_id=self.repo.id,
+                        message=f"{exc.kind}: {exc.message}",
+                        consecutive_failures=circuit.consecutive_failures,
+                        cooldown_until=circuit.cooldown_until.isoformat()
+                        if circuit.cooldown_until
+                        else None,
+                        retry_count=self.attempt,
+                    )
+        return circuit.opened_now

@@ -1,0 +1,1 @@
+"""Scanning a commit: the tree, ignore rules, hashing, and snapshot transforms."""

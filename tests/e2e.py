@@ -1,0 +1,36 @@
+"""Helpers for end-to-end tests: API client + worker + receiver + git remote."""
+
+from __future__ import annotations
+
+import time
+
+from litestar.testing import TestClient
+
+from tests.conftest import onboard
+
+KEY = "receiver-signing-key-0123456789"
+
+
+def register_app(client: TestClient, receiver, **extra) -> tuple[str, dict[str, str]]:
+    return onboard(client, base_url=receiver.base_url, client_auth_key=receiver.state.key, **extra)
+
+
+def watch(client: TestClient, headers: dict[str, str], url: str, **extra) -> str:
+    r = client.post("/api/repositories", json={"github_url": url, **extra}, headers=headers)
+    assert r.status_code == 201, r.text
+    return r.json()["repository_id"]
+
+
+def wait_status(client, headers, rid, status, timeout=30.0) -> dict:
+    deadline = time.monotonic() + timeout
+    body: dict = {}
+    while time.monotonic() < deadline:
+        body = client.get(f"/api/repositories/{rid}", headers=headers).json()
+        if body.get("status") == status:
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"watch never became {status}: {body}")
+
+
+def resync(client, headers, rid) -> None:
+    assert client.post(f"/api/repositories/{rid}/resync", headers=headers).status_code == 202

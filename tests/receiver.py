@@ -1,0 +1,152 @@
+"""A real webhook receiver for tests, verifying signatures the way client apps do.
+
+It re-serialises the parsed JSON compactly (as the original's docs tell receivers to),
+HMACs it with the app's key and compares; it also checks the Standard Webhooks header.
+Chunked binaries are reassembled by chunk id. Behaviour can be scripted per request.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Received:
+    event: str
+    body: dict
+    raw: bytes
+    headers: dict[str, str]
+    verified: bool
+    answered: int
+
+
+@dataclass
+class ReceiverState:
+    key: str
+    # Decide the status for each request (None: answer 200). May sleep to time out.
+    respond: Callable[[str, dict], int | None] = lambda event, body: None
+    events: list[Received] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)
+    shas: dict[str, str] = field(default_factory=dict)
+    pending_chunks: dict[str, dict[int, str]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def accepted(self, event: str | None = None) -> list[Received]:
+        return [e for e in self.events if e.answered < 300 and (event is None or e.event == event)]
+
+
+def compact(obj) -> bytes:
+    """Python's equivalent of JSON.stringify(JSON.parse(body))."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def verify(key: str, headers: dict[str, str], raw: bytes) -> bool:
+    body = json.loads(raw)
+    ts = headers["x-docora-timestamp"]
+    expected = (
+        "sha256="
+        + hmac.new(key.encode(), f"{ts}.".encode() + compact(body), hashlib.sha256).hexdigest()
+    )
+    docora_ok = hmac.compare_digest(expected, headers["x-docora-signature"])
+    msg = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + raw
+    standard = (
+        "v1," + base64.b64encode(hmac.new(key.encode(), msg, hashlib.sha256).digest()).decode()
+    )
+    standard_ok = hmac.compare_digest(standard, headers["webhook-signature"])
+    return docora_ok and standard_ok and compact(body) == raw
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: ReceiverServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        event = self.path.rsplit("/", 1)[-1]
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        state = self.server.state
+        body = json.loads(raw)
+        status = state.respond(event, body) or 200
+        with state.lock:
+            verified = verify(state.key, headers, raw)
+            state.events.append(Received(event, body, raw, headers, verified, status))
+            if status < 300 and verified:
+                _apply(state, event, body)
+        payload = b'{"ok":true}'
+        self.wfile.write(
+            f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n\r\n".encode()
+            + payload
+        )
+
+
+def _apply(state: ReceiverState, event: str, body: dict) -> None:
+    if event == "delete":
+        state.files.pop(body["file"]["path"], None)
+        state.shas.pop(body["file"]["path"], None)
+        return
+    if event not in ("create", "update"):
+        return
+    file = body["file"]
+    content = file["content"]
+    if "chunk" in file:
+        chunk = file["chunk"]
+        parts = state.pending_chunks.setdefault(chunk["id"], {})
+        parts[chunk["index"]] = content
+        if len(parts) < chunk["total"]:
+            return
+        content = "".join(parts[i] for i in range(chunk["total"]))
+        del state.pending_chunks[chunk["id"]]
+    data = (
+        base64.b64decode(content) if file.get("content_encoding") == "base64" else content.encode()
+    )
+    state.files[file["path"]] = data
+    state.shas[file["path"]] = file["sha"]
+
+
+class ReceiverServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, key: str) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.state = ReceiverState(key=key)
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_port}/hooks"
+
+    def __enter__(self) -> ReceiverServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+        self.server_close()
+
+    def wait_for(self, predicate: Callable[[ReceiverState], bool], timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.state.lock:
+                if predicate(self.state):
+                    return
+            time.sleep(0.05)
+        raise AssertionError(
+            f"receiver condition not met in {timeout}s; got {len(self.state.events)} events"
+        )

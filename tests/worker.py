@@ -1,0 +1,46 @@
+"""A real Procrastinate worker on the test database, in a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from docora.config import Settings
+from docora.runtime import run_worker
+
+
+class BackgroundWorker:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            await run_worker(self.settings, self._stop)
+
+        try:
+            self._loop.run_until_complete(main())
+        except BaseException as exc:  # surfaced by stop()
+            self.error = exc
+
+    def __enter__(self) -> BackgroundWorker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        while self._stop is None and self._thread.is_alive():
+            threading.Event().wait(0.01)
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=60)
+        if self.error:
+            raise self.error
