@@ -15,6 +15,11 @@ def apply_schema(conn):
     cursor.execute("SELECT to_regclass('procrastinate_jobs')")
     if cursor.fetchone()[0] is None:
         cursor.execute(SchemaManager.get_schema())
+    # Docora looks up waiting jobs by lock before deferring (see docora.jobs.queue).
+    cursor.execute(
+        "CREATE INDEX IF NOT EXISTS docora_jobs_waiting_lock_idx "
+        "ON procrastinate_jobs (lock) WHERE status = 'todo'"
+    )
 
 
 steps = [step(apply_schema)]

@@ -34,3 +34,28 @@ def wait_status(client, headers, rid, status, timeout=30.0) -> dict:
 
 def resync(client, headers, rid) -> None:
     assert client.post(f"/api/repositories/{rid}/resync", headers=headers).status_code == 202
+
+
+def wait_synced(client, headers, rid, commit: str, timeout=30.0) -> dict:
+    deadline = time.monotonic() + timeout
+    body: dict = {}
+    while time.monotonic() < deadline:
+        body = client.get(f"/api/repositories/{rid}", headers=headers).json()
+        if body.get("status") == "synced" and body.get("commit_sha") == commit:
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"watch never synced at {commit}: {body}")
+
+
+def wait_quiet(db, timeout=30.0) -> None:
+    """Until no sync, delivery or alert job is waiting or running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = db.execute(
+            "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing') "
+            "AND task_name <> 'docora.schedule' AND (scheduled_at IS NULL OR scheduled_at <= now())"
+        ).fetchone()[0]
+        if busy == 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError("jobs still busy")

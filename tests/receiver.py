@@ -123,8 +123,8 @@ def _apply(state: ReceiverState, event: str, body: dict) -> None:
 class ReceiverServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, key: str) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, key: str, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
         self.state = ReceiverState(key=key)
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 

@@ -30,11 +30,9 @@ def test_register_detects_default_branch_and_is_stable(client, db, repo):
     status = db.execute("SELECT status FROM watches").fetchone()[0]
     assert status == "pending_snapshot"
     # The sync was queued in the same transaction, with its locks.
-    job = db.execute(
-        "SELECT task_name, lock, queueing_lock, args FROM procrastinate_jobs"
-    ).fetchone()
+    job = db.execute("SELECT task_name, lock, status, args FROM procrastinate_jobs").fetchone()
     assert job[0] == "docora.sync_repository"
-    assert job[1] == f"repo:{body['repository_id']}"
+    assert job[1] == f"repo:{body['repository_id']}" and job[2] == "todo"
     assert job[3] == {"repository_id": body["repository_id"]}
 
 
@@ -147,7 +145,9 @@ def test_list_get_resync_delete(client, db, repo):
     db.execute("UPDATE watches SET status = 'failed'")
     r = client.post(f"/api/repositories/{rid}/resync", headers=headers)
     assert r.status_code == 202
-    assert db.execute("SELECT status FROM watches").fetchone()[0] == "retrying"
+    assert db.execute("SELECT status FROM watches").fetchone()[0] == "failed"
+    jobs = db.execute("SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'").fetchone()
+    assert jobs[0] == 1  # the registration's sync is still waiting: no second one
 
     assert client.delete(f"/api/repositories/{rid}", headers=headers).status_code == 204
     assert client.get(f"/api/repositories/{rid}", headers=headers).status_code == 404

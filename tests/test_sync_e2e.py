@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from tests.e2e import KEY, register_app, wait_status, watch
+from tests.e2e import KEY, register_app, resync, wait_quiet, wait_status, wait_synced, watch
 from tests.gitrepo import GitRepo, git
 from tests.receiver import ReceiverServer
 from tests.worker import BackgroundWorker
@@ -102,3 +102,174 @@ def test_initial_sync_of_every_file_kind(client, worker, receiver, repo):
     chunks = [e.body["file"]["chunk"] for e in receiver.state.events if "chunk" in e.body["file"]]
     assert [c["index"] for c in chunks] == list(range(len(chunks))) and len(chunks) == 7
     assert {c["total"] for c in chunks} == {7} and len({c["id"] for c in chunks}) == 1
+
+
+def test_docoraignore_gitignore_semantics(client, worker, receiver, repo):
+    repo.commit(
+        "ignore rules",
+        {
+            ".docoraignore": (
+                "# comment\n*.log\n!keep.log\n/build/\n**/tmp/**\nsecret.txt\ndocs/**/*.draft\n"
+            ),
+            "app.log": "x",
+            "keep.log": "kept",
+            "build/out.js": "x",
+            "src/build/kept.js": "kept: only the root build/ is anchored",
+            "a/tmp/b/c.txt": "x",
+            "tmp/x.txt": "x",
+            "secret.txt": "x",
+            "nested/secret.txt": "x (unanchored pattern)",
+            "docs/a/b/page.draft": "x",
+            "docs/page.md": "kept",
+        },
+    )
+    _, headers = register_app(client, receiver)
+    rid = watch(client, headers, repo.url)
+    wait_status(client, headers, rid, "synced")
+    assert sorted(receiver.state.files) == [
+        ".docoraignore",
+        "docs/page.md",
+        "keep.log",
+        "src/build/kept.js",
+    ]
+
+
+def test_changes_arrive_in_order_with_previous_sha(client, db, worker, receiver, repo):
+    repo.commit("v1", {"a.txt": "a1", "b.txt": "b1", "c.txt": "c1", "old/name.txt": "moved"})
+    _, headers = register_app(client, receiver)
+    rid = watch(client, headers, repo.url)
+    wait_status(client, headers, rid, "synced")
+    before = len(receiver.state.events)
+
+    repo.write("b.txt", "b2")
+    repo.write("a.txt", "a2")
+    repo.delete("c.txt")
+    repo.rename("old/name.txt", "new/name.txt")
+    repo.write("0-new.txt", "new")
+    commit = repo.commit("v2")
+    resync(client, headers, rid)
+    wait_synced(client, headers, rid, commit)
+    events = [(e.event, e.body["file"]["path"]) for e in receiver.state.events[before:]]
+    assert events == [
+        ("delete", "c.txt"),
+        ("delete", "old/name.txt"),
+        ("create", "0-new.txt"),
+        ("create", "new/name.txt"),
+        ("update", "a.txt"),
+        ("update", "b.txt"),
+    ]
+    update = receiver.state.events[before + 4].body
+    assert list(update) == ["repository", "file", "previous_sha", "commit_sha", "timestamp"]
+    assert update["previous_sha"] == sha("a1") and update["file"]["sha"] == sha("a2")
+    delete = receiver.state.events[before].body
+    assert delete["file"] == {"path": "c.txt", "sha": sha("c1")}
+    assert receiver.state.files == {
+        "a.txt": b"a2",
+        "b.txt": b"b2",
+        "new/name.txt": b"moved",
+        "0-new.txt": b"new",
+    }
+    # Nothing changed: a resync sends nothing.
+    count = len(receiver.state.events)
+    resync(client, headers, rid)
+    wait_quiet(db)
+    wait_status(client, headers, rid, "synced")
+    assert len(receiver.state.events) == count
+
+
+def test_second_app_gets_everything_as_create(client, worker, receiver, repo):
+    repo.commit("v1", {"a.txt": "a", "b.txt": "b"})
+    _, first = register_app(client, receiver)
+    rid = watch(client, first, repo.url)
+    wait_status(client, first, rid, "synced")
+    with ReceiverServer(KEY) as second_receiver:
+        _, second = register_app(client, second_receiver, app_name="second app")
+        assert watch(client, second, repo.url) == rid
+        wait_status(client, second, rid, "synced")
+        assert [e.event for e in second_receiver.state.events] == ["create", "create"]
+        assert second_receiver.state.files == {"a.txt": b"a", "b.txt": b"b"}
+    assert len(receiver.state.events) == 2  # the first app got nothing again
+
+
+def test_receiver_failures_then_recovery_resume_without_resending(client, worker, receiver, repo):
+    repo.commit("v1", {f"f{i}.txt": str(i) for i in range(6)})
+    failures = {"left": 3}
+
+    def respond(event, body):
+        # f0..f2 succeed, then f3 fails three times (500, timeout, 500), then all succeed.
+        if body["file"]["path"] == "f3.txt" and failures["left"] > 0:
+            failures["left"] -= 1
+            if failures["left"] == 1:
+                import time
+
+                time.sleep(2.0)  # longer than DELIVERY_TIMEOUT_MS
+            return 500
+        return None
+
+    receiver.state.respond = respond
+    _, headers = register_app(client, receiver)
+    rid = watch(client, headers, repo.url)
+    status = wait_status(client, headers, rid, "failed")
+    assert "f3.txt" in status["last_error"] and status["retry_count"] == 3
+    accepted = [e.body["file"]["path"] for e in receiver.state.accepted()]
+    assert accepted == ["f0.txt", "f1.txt", "f2.txt"]
+    # The app recovers; a resync resumes where it stopped.
+    resync(client, headers, rid)
+    wait_synced(client, headers, rid, repo.head())
+    accepted = [e.body["file"]["path"] for e in receiver.state.accepted()]
+    assert accepted == [f"f{i}.txt" for i in range(6)]  # nothing acknowledged was resent
+    failed = client.get("/api/deliveries?status=failed", headers=headers).json()["deliveries"]
+    assert len(failed) == 3 and {d["path"] for d in failed} == {"f3.txt"}
+    assert {d["attempt"] for d in failed} == {1, 2, 3}
+
+
+def test_retrying_status_is_visible_between_attempts(make_settings, receiver, repo):
+    from litestar.testing import TestClient
+
+    from docora.api.app import create_app
+
+    settings = make_settings(RETRY_BASE_DELAY_MS="1500", MAX_RETRY_ATTEMPTS="3")
+    repo.commit("v1", {"a.txt": "a"})
+    calls = {"n": 0}
+
+    def respond(event, body):
+        calls["n"] += 1
+        return 503 if calls["n"] == 1 else None
+
+    receiver.state.respond = respond
+    with TestClient(create_app(settings)) as client, BackgroundWorker(settings):
+        _, headers = register_app(client, receiver)
+        rid = watch(client, headers, repo.url)
+        status = wait_status(client, headers, rid, "retrying")
+        assert status["last_error"].endswith("HTTP 503") and status["retry_count"] == 1
+        status = wait_status(client, headers, rid, "synced")
+        assert status["last_error"] is None and status["retry_count"] == 0
+
+
+def test_refused_connections_then_recovery(make_settings, repo, tmp_path):
+    import socket
+
+    from litestar.testing import TestClient
+
+    from docora.api.app import create_app
+
+    settings = make_settings(RETRY_BASE_DELAY_MS="100", MAX_RETRY_ATTEMPTS="2")
+    repo.commit("v1", {"a.txt": "a", "b.txt": "b"})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with TestClient(create_app(settings)) as client, BackgroundWorker(settings):
+        _, headers = register_app_at(client, f"http://127.0.0.1:{port}/hooks")
+        rid = watch(client, headers, repo.url)
+        status = wait_status(client, headers, rid, "failed")
+        assert "connection failed" in status["last_error"]
+        with ReceiverServer(KEY, port=port) as server:
+            resync(client, headers, rid)
+            wait_status(client, headers, rid, "synced")
+            assert server.state.files == {"a.txt": b"a", "b.txt": b"b"}
+
+
+def register_app_at(client, base_url):
+    from tests.conftest import onboard
+
+    return onboard(client, base_url=base_url, client_auth_key=KEY)

@@ -67,13 +67,13 @@ def build_job_app(settings: Settings, services: Services | None = None) -> procr
         await alerts.send_sync_failed(services, context, **payload)
 
     @app.periodic(cron=interval_cron(settings.scan_interval_ms), periodic_id="tick")
-    @app.task(name="docora.schedule", pass_context=True, queueing_lock="docora.schedule")
+    @app.task(name="docora.schedule", pass_context=True)
     async def schedule(context: JobContext, timestamp: int) -> None:
         assert services is not None
         await schedule_due_syncs(services, queue, context)
 
     @app.periodic(cron="17 * * * *", periodic_id="purge")
-    @app.task(name="docora.purge_finished_jobs", pass_context=True, queueing_lock="docora.purge")
+    @app.task(name="docora.purge_finished_jobs", pass_context=True)
     async def purge_finished_jobs(context: JobContext, timestamp: int) -> None:
         await context.app.job_manager.delete_old_jobs(nb_hours=PURGE_FINISHED_AFTER_HOURS)
 

@@ -1,27 +1,33 @@
-"""Queueing work, inside the caller's transaction when there is one."""
+"""Queueing work, inside the caller's transaction.
+
+Jobs carry a Procrastinate `lock` (one running sync per repository, one running delivery
+per watch across all workers) but no `queueing_lock`: Procrastinate retries a failed job
+in place, and a retry that meets a waiting job with the same queueing lock violates its
+unique index and leaves the job stuck in `doing` (procrastinate issues #1446, #1543).
+"At most one waiting" is kept here instead: deferrals of the same lock are serialized by
+a transaction-scoped advisory lock and skipped while a job with that lock is waiting
+(a retry scheduled later counts as waiting, so backoff is respected).
+"""
 
 from __future__ import annotations
 
 import procrastinate
-from procrastinate.exceptions import AlreadyEnqueued
 from psycopg import AsyncConnection
 
 SYNC_TASK = "docora.sync_repository"
 DELIVER_TASK = "docora.deliver_watch"
 ALERT_TASK = "docora.send_sync_failed"
 
-
-def sync_locks(repository_id: str) -> dict[str, str]:
-    # `lock`: one sync of a repository at a time across all workers;
-    # `queueing_lock`: at most one waiting, since a waiting sync will see all changes anyway.
-    return {"lock": f"repo:{repository_id}", "queueing_lock": f"sync:{repository_id}"}
+_SERIALIZE = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+_WAITING = "SELECT EXISTS (SELECT 1 FROM procrastinate_jobs WHERE lock = %s AND status = 'todo')"
 
 
-def deliver_locks(app_id: str, repository_id: str) -> dict[str, str]:
-    return {
-        "lock": f"watch:{app_id}:{repository_id}",
-        "queueing_lock": f"deliver:{app_id}:{repository_id}",
-    }
+def sync_lock(repository_id: str) -> str:
+    return f"repo:{repository_id}"
+
+
+def deliver_lock(app_id: str, repository_id: str) -> str:
+    return f"watch:{app_id}:{repository_id}"
 
 
 class JobQueue:
@@ -30,29 +36,28 @@ class JobQueue:
 
     async def sync_now(self, conn: AsyncConnection, repository_id: str) -> bool:
         """Queue a sync; False when one is already waiting (it will see the change)."""
-        return await self._defer(
-            conn, SYNC_TASK, sync_locks(repository_id), repository_id=repository_id
+        return await self._defer_once(
+            conn, SYNC_TASK, sync_lock(repository_id), repository_id=repository_id
         )
 
     async def deliver_now(self, conn: AsyncConnection, app_id: str, repository_id: str) -> bool:
-        return await self._defer(
+        return await self._defer_once(
             conn,
             DELIVER_TASK,
-            deliver_locks(app_id, repository_id),
+            deliver_lock(app_id, repository_id),
             app_id=app_id,
             repository_id=repository_id,
         )
 
     async def alert(self, conn: AsyncConnection, **payload) -> None:
-        await self._defer(conn, ALERT_TASK, {}, **payload)
+        await self._app.configure_task(ALERT_TASK, connection=conn).defer_async(**payload)
 
-    async def _defer(self, conn: AsyncConnection, task: str, locks: dict[str, str], **args) -> bool:
-        deferrer = self._app.configure_task(task, connection=conn, **locks)
-        try:
-            # A savepoint: the unique violation behind AlreadyEnqueued must not abort
-            # the caller's transaction.
-            async with conn.transaction():
-                await deferrer.defer_async(**args)
-        except AlreadyEnqueued:
-            return False
+    async def _defer_once(self, conn: AsyncConnection, task: str, lock: str, **args) -> bool:
+        async with conn.transaction():
+            await conn.execute(_SERIALIZE, (lock,))
+            cur = await conn.execute(_WAITING, (lock,))
+            row = await cur.fetchone()
+            if row and row[0]:
+                return False
+            await self._app.configure_task(task, connection=conn, lock=lock).defer_async(**args)
         return True

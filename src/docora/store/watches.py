@@ -123,10 +123,10 @@ UPDATE repositories SET consecutive_failures = 0, circuit_opened_at = NULL,
 WHERE id = %s
 """
 
-# A resync keeps the delivered state: only what changed is sent.
+# A resync keeps the delivered state (only what changed is sent) and the status, which
+# changes when the queued sync actually runs.
 MARK_RESYNC = """
-UPDATE watches SET next_check_at = now(), updated_at = now(),
-    status = CASE WHEN status = 'failed' THEN 'retrying' ELSE status END
+UPDATE watches SET next_check_at = now(), updated_at = now()
 WHERE app_id = %s AND repository_id = %s
 """
 
