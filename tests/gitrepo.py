@@ -62,5 +62,11 @@ class GitRepo:
         git("push", "--quiet", "--force", "origin", f"HEAD:refs/heads/{self.branch}", cwd=self.work)
         return self.head()
 
+    def commit_staged(self, message: str) -> str:
+        """Commit the index as it is (keeps entries `add --all` would drop, like gitlinks)."""
+        git("commit", "--quiet", "-m", message, cwd=self.work)
+        git("push", "--quiet", "--force", "origin", f"HEAD:refs/heads/{self.branch}", cwd=self.work)
+        return self.head()
+
     def head(self) -> str:
         return git("rev-parse", "HEAD", cwd=self.work).strip()

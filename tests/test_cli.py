@@ -135,3 +135,56 @@ def test_all_serves_and_stops_gracefully(database_url, encryption_key, sig):
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "docora stopped" in err
     assert "Stopped worker" in err
+
+
+def test_demo_shows_verified_events_and_exits_0(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "docora", "demo"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert out.count("verified ✓") == 11 and "✗" not in out
+    assert "chunk 4/4" in out and "Receiver's copy matches the repository ✓" in out
+    for line in ("delete  docs/guide.md", "create  docs/changelog.md", "update  README.md"):
+        assert line in out
+    assert not any(tmp_path.iterdir())  # everything lived in a temporary directory
+
+
+def test_dev_keeps_its_secrets_and_prints_the_admin_token(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ENCRYPTION_KEY")}
+    for _ in range(2):  # the second start reuses the data and the keys
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "docora", "dev", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.2)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, err
+        secrets_file = (tmp_path / ".docora" / "secrets.env").read_text()
+        admin = dict(line.split("=", 1) for line in secrets_file.split())["ADMIN_TOKEN"]
+        assert f"Admin token:  {admin}" in out and "/schema" in out
+    assert oct((tmp_path / ".docora" / "secrets.env").stat().st_mode & 0o777) == "0o600"

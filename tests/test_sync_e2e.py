@@ -72,8 +72,9 @@ def test_initial_sync_of_every_file_kind(client, worker, receiver, repo):
     repo.commit("initial", files)
     (repo.work / "scripts/run.sh").chmod(0o755)
     (repo.work / "link").symlink_to("README.md")
+    git("add", "--all", cwd=repo.work)
     git("update-index", "--add", "--cacheinfo", f"160000,{repo.head()},vendor/sub", cwd=repo.work)
-    commit = repo.commit("symlink, submodule, mode")
+    commit = repo.commit_staged("symlink, submodule, mode")
     _, headers = register_app(client, receiver)
     rid = watch(client, headers, repo.url)
     status = wait_status(client, headers, rid, "synced")
@@ -84,6 +85,11 @@ def test_initial_sync_of_every_file_kind(client, worker, receiver, repo):
     assert all(e.verified for e in receiver.state.events)
     assert status["commit_sha"] == commit and status["files_delivered"] == len(expected)
     assert status["pending_changes"] == 0
+    assert {(s["path"], s["reason"]) for s in status["skipped_files"]} == {
+        ("link", "symlink"),
+        ("vendor/sub", "submodule"),
+        ("too-big.txt", "larger than 50000 bytes"),
+    }
     creates = [
         e.body["file"]["path"] for e in receiver.state.events if "chunk" not in e.body["file"]
     ]

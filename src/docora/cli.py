@@ -80,6 +80,12 @@ def cmd_dev(args: argparse.Namespace) -> int:
         return _run(settings, api=True, worker=True, banner=banner)
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from docora.demo import run_demo
+
+    return run_demo(keep_running=args.keep_running, port=args.port)
+
+
 def _apps_env() -> dict[str, str]:
     env = dict(os.environ)
     if not env.get("DATABASE_URL"):
@@ -144,6 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
         "local repositories and loopback webhooks allowed",
     )
     dev.add_argument("--port", type=int, help="API port (default: PORT or 3000)")
+    demo = add(
+        "demo",
+        cmd_demo,
+        "Everything in a temporary directory: embedded Postgres, a sample repository, a "
+        "signature-verifying receiver; shows the initial sync and a commit's events",
+    )
+    demo.add_argument("--keep-running", action="store_true", help="stay up after the demo")
+    demo.add_argument("--port", type=int, help="API port (default: a free one)")
 
     apps = sub.add_parser(
         "apps", help="Operator commands for client apps", description="Manage client apps"

@@ -92,6 +92,8 @@ def create_app(settings: Settings, *, resolver: Resolver = system_resolver) -> L
             rate_limit_middleware(ctx.limiter, settings.trusted_proxy_networks),
         ],
         debug=False,
+        # Logging is configured once by the process (docora.runtime), not by Litestar.
+        logging_config=None,
     )
     app.state.docora = ctx
     return app

@@ -134,6 +134,11 @@ class CircuitBreakerBody(msgspec.Struct):
     cooldown_until: datetime | None
 
 
+class SkippedFileBody(msgspec.Struct):
+    path: str
+    reason: Annotated[str, Meta(description="symlink, submodule, too large, non-UTF-8 path")]
+
+
 class WatchDetail(msgspec.Struct):
     repository_id: str
     github_url: str
@@ -150,6 +155,9 @@ class WatchDetail(msgspec.Struct):
     files_delivered: int
     pending_changes: Annotated[
         int | None, Meta(description="Files that differ from the latest snapshot; null before it")
+    ]
+    skipped_files: Annotated[
+        list[SkippedFileBody], Meta(description="Files of the snapshot that are never sent")
     ]
     created_at: datetime
 

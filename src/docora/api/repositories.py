@@ -18,6 +18,7 @@ from docora.api.models import (
     MessageBody,
     RegisterRepositoryRequest,
     RepositoryBody,
+    SkippedFileBody,
     TokenUpdateRequest,
     WatchDetail,
     WatchList,
@@ -36,7 +37,7 @@ from docora.git.urls import (
     parse_repository_url,
 )
 from docora.ids import repository_id as make_repository_id
-from docora.store import watches
+from docora.store import snapshots, watches
 from docora.store.apps import AppRow
 from docora.store.watches import WatchRow
 
@@ -189,6 +190,7 @@ class RepositoriesController(Controller):
     ) -> WatchDetail:
         row = await _existing_watch(db, app, repository_id)
         counts = await watches.watch_counts(db, app.id, repository_id)
+        skipped = await snapshots.skipped_files(db, repository_id)
         base = summary(row)
         return WatchDetail(
             repository_id=base.repository_id,
@@ -205,6 +207,7 @@ class RepositoriesController(Controller):
             circuit_breaker=circuit_breaker(row, datetime.now(UTC)),
             files_delivered=counts.files_delivered,
             pending_changes=counts.pending_changes,
+            skipped_files=[SkippedFileBody(**item) for item in skipped],
             created_at=base.created_at,
         )
 
