@@ -15,8 +15,11 @@ from docora.config import Settings, load_settings
 from docora.db import embedded_postgres
 from docora.migrate import apply_migrations
 from tests import pg
+from tests.receiver import ReceiverServer
+from tests.worker import BackgroundWorker
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
+RECEIVER_KEY = "receiver-signing-key-0123456789"
 
 
 @pytest.fixture(scope="session")
@@ -83,6 +86,19 @@ def settings(make_settings) -> Settings:
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def worker(settings: Settings) -> Iterator[BackgroundWorker]:
+    """A real Procrastinate worker with the test's settings (override `settings` to tune)."""
+    with BackgroundWorker(settings) as background:
+        yield background
+
+
+@pytest.fixture
+def receiver() -> Iterator[ReceiverServer]:
+    with ReceiverServer(RECEIVER_KEY) as server:
+        yield server
 
 
 def admin_headers() -> dict[str, str]:

@@ -8,8 +8,6 @@ from litestar.testing import TestClient
 
 from tests.conftest import onboard
 
-KEY = "receiver-signing-key-0123456789"
-
 
 def register_app(client: TestClient, receiver, **extra) -> tuple[str, dict[str, str]]:
     return onboard(client, base_url=receiver.base_url, client_auth_key=receiver.state.key, **extra)

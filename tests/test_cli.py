@@ -32,6 +32,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline and proc.poll() is None, "service did not start"
+        time.sleep(0.2)
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_help(command):
     result = docora(*command.split(), "--help")
@@ -118,15 +130,7 @@ def test_all_serves_and_stops_gracefully(database_url, encryption_key, sig):
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
-            time.sleep(0.2)
+        wait_healthy(port, proc)
         proc.send_signal(sig)
         _out, err = proc.communicate(timeout=30)
     finally:
@@ -169,15 +173,7 @@ def test_dev_keeps_its_secrets_and_prints_the_admin_token(tmp_path):
             text=True,
         )
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.2)
+            wait_healthy(port, proc)
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=60)
         finally:

@@ -6,7 +6,8 @@ import hashlib
 
 import pytest
 
-from tests.e2e import KEY, register_app, resync, wait_quiet, wait_status, wait_synced, watch
+from tests.conftest import RECEIVER_KEY as KEY
+from tests.e2e import register_app, resync, wait_quiet, wait_status, wait_synced, watch
 from tests.gitrepo import GitRepo, git
 from tests.receiver import ReceiverServer
 from tests.worker import BackgroundWorker
@@ -15,7 +16,7 @@ BIG_BINARY = bytes(range(256)) * 40  # 10,240 bytes with NULs: chunked at a 4 Ki
 
 
 @pytest.fixture
-def fast_settings(make_settings):
+def settings(make_settings):
     return make_settings(
         SCAN_INTERVAL_MS="1000",
         RETRY_BASE_DELAY_MS="100",
@@ -25,28 +26,6 @@ def fast_settings(make_settings):
         BINARY_CHUNK_SIZE_BYTES="2048",
         MAX_FILE_SIZE_BYTES="50000",
     )
-
-
-@pytest.fixture
-def client(fast_settings):
-    from litestar.testing import TestClient
-
-    from docora.api.app import create_app
-
-    with TestClient(create_app(fast_settings)) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def worker(fast_settings):
-    with BackgroundWorker(fast_settings) as background:
-        yield background
-
-
-@pytest.fixture
-def receiver():
-    with ReceiverServer(KEY) as server:
-        yield server
 
 
 @pytest.fixture

@@ -6,14 +6,12 @@ import threading
 import time
 
 import pytest
-from litestar.testing import TestClient
 
-from docora.api.app import create_app
-from tests.e2e import KEY, register_app, resync, wait_quiet, wait_status, wait_synced, watch
+from tests.conftest import RECEIVER_KEY as KEY
+from tests.e2e import register_app, resync, wait_quiet, wait_status, wait_synced, watch
 from tests.githttp import GitHttpServer
 from tests.gitrepo import GitRepo
 from tests.receiver import ReceiverServer
-from tests.worker import BackgroundWorker
 
 
 @pytest.fixture
@@ -26,18 +24,6 @@ def settings(make_settings):
         CIRCUIT_BREAKER_THRESHOLD="2",
         CIRCUIT_BREAKER_COOLDOWN_MS="600000",
     )
-
-
-@pytest.fixture
-def client(settings):
-    with TestClient(create_app(settings)) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def worker(settings):
-    with BackgroundWorker(settings) as background:
-        yield background
 
 
 def test_one_failing_app_does_not_delay_another(client, worker, tmp_path):

@@ -7,14 +7,10 @@ import shutil
 import subprocess
 
 import pytest
-from litestar.testing import TestClient
 
-from docora.api.app import create_app
 from docora.scan import transforms
-from tests.e2e import KEY, register_app, resync, wait_quiet, wait_status, wait_synced, watch
+from tests.e2e import register_app, resync, wait_quiet, wait_status, wait_synced, watch
 from tests.gitrepo import GitRepo
-from tests.receiver import ReceiverServer
-from tests.worker import BackgroundWorker
 
 
 @pytest.fixture
@@ -22,24 +18,6 @@ def settings(make_settings):
     return make_settings(
         SCAN_INTERVAL_MS="1000", RESCAN_INTERVAL_MS="1500", RETRY_BASE_DELAY_MS="100"
     )
-
-
-@pytest.fixture
-def client(settings):
-    with TestClient(create_app(settings)) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def worker(settings):
-    with BackgroundWorker(settings) as background:
-        yield background
-
-
-@pytest.fixture
-def receiver():
-    with ReceiverServer(KEY) as server:
-        yield server
 
 
 def test_scheduler_rescans_and_noop_rescans_do_not_fetch(client, worker, receiver, db, tmp_path):

@@ -139,18 +139,7 @@ class SkippedFileBody(msgspec.Struct):
     reason: Annotated[str, Meta(description="symlink, submodule, too large, non-UTF-8 path")]
 
 
-class WatchDetail(msgspec.Struct):
-    repository_id: str
-    github_url: str
-    owner: str
-    name: str
-    branch: str
-    is_private: bool
-    status: WatchStatus
-    last_error: str | None
-    last_scanned_at: datetime | None
-    commit_sha: str | None
-    retry_count: int
+class WatchDetail(WatchSummary):
     circuit_breaker: CircuitBreakerBody
     files_delivered: int
     pending_changes: Annotated[
@@ -159,7 +148,6 @@ class WatchDetail(msgspec.Struct):
     skipped_files: Annotated[
         list[SkippedFileBody], Meta(description="Files of the snapshot that are never sent")
     ]
-    created_at: datetime
 
 
 class WatchList(msgspec.Struct):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import ClassVar
 
+import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, NotFoundException
@@ -191,24 +192,12 @@ class RepositoriesController(Controller):
         row = await _existing_watch(db, app, repository_id)
         counts = await watches.watch_counts(db, app.id, repository_id)
         skipped = await snapshots.skipped_files(db, repository_id)
-        base = summary(row)
         return WatchDetail(
-            repository_id=base.repository_id,
-            github_url=base.github_url,
-            owner=base.owner,
-            name=base.name,
-            branch=base.branch,
-            is_private=base.is_private,
-            status=base.status,
-            last_error=base.last_error,
-            last_scanned_at=base.last_scanned_at,
-            commit_sha=base.commit_sha,
-            retry_count=base.retry_count,
+            **msgspec.structs.asdict(summary(row)),
             circuit_breaker=circuit_breaker(row, datetime.now(UTC)),
             files_delivered=counts.files_delivered,
             pending_changes=counts.pending_changes,
             skipped_files=[SkippedFileBody(**item) for item in skipped],
-            created_at=base.created_at,
         )
 
     @delete(
