@@ -1,0 +1,166 @@
+"""Pure pieces of the wire format and the pipeline: no database, no network."""
+
+import base64
+from datetime import UTC, datetime
+
+import pytest
+
+from docora.deliver.content import base64_text, chunk_count, is_binary, raw_bytes_per_chunk
+from docora.deliver.events import WatchKey, delivery_id, whole_file_body
+from docora.deliver.payloads import RepositoryRef, iso_timestamp
+from docora.deliver.signing import (
+    docora_signature,
+    signed_headers,
+    standard_webhooks_secret,
+    standard_webhooks_signature,
+)
+from docora.git.command import GitErrorKind, classify, git_environment, redact
+from docora.git.remote import parse_ls_remote
+from docora.jobs.app import interval_cron
+from docora.jobs.retry import DoublingRetry
+from docora.scan.ignore import ignore_matcher
+from docora.store.changes import Change
+
+KEY = "key-0123456789abcdef"
+
+
+def test_signatures_match_openssl_vectors():
+    # printf '1700000000.{"a":1}' | openssl dgst -sha256 -hmac key-0123456789abcdef
+    assert docora_signature(KEY, "1700000000", b'{"a":1}') == (
+        "sha256=8a091117e0b1ccf5034d0d8c06ab42b29a4451a72f95b56f22afaf6bfb7af0d3"
+    )
+    assert standard_webhooks_signature(KEY, "msg_1", "1700000000", b'{"a":1}') == (
+        "v1,IcKSPUxDNTBdwEUbYyOwoL7JMZMYJWuArhGyCenrQ+Y="
+    )
+    assert base64.b64decode(standard_webhooks_secret(KEY).removeprefix("whsec_")) == KEY.encode()
+
+
+def test_headers_carry_everything():
+    headers = signed_headers(
+        app_id="app_1", key=KEY, event="create", delivery_id="d-1", timestamp=1700000000, body=b"{}"
+    )
+    assert headers["X-Docora-Timestamp"] == headers["webhook-timestamp"] == "1700000000"
+    assert headers["X-Docora-Delivery"] == headers["webhook-id"] == "d-1"
+    assert headers["X-Docora-Event"] == "create" and headers["X-Docora-App-Id"] == "app_1"
+    assert headers["Content-Type"] == "application/json"
+
+
+def test_iso_timestamp_is_javascript_style():
+    moment = datetime(2025, 1, 11, 12, 0, 0, 123456, tzinfo=UTC)
+    assert iso_timestamp(moment) == "2025-01-11T12:00:00.123Z"
+
+
+def change(event="create", binary=False, previous=None):
+    return Change(
+        event=event,
+        path="dir/é.txt",
+        sha="ab" * 32,
+        size=3,
+        blob_id="b",
+        is_binary=binary,
+        previous_sha=previous,
+    )
+
+
+REPO = RepositoryRef("repo_x", "https://github.com/a/b", "a", "b")
+
+
+def test_body_key_order_and_encodings():
+    text = whole_file_body(REPO, change(), "c1", "T", "é!".encode())
+    assert (
+        text
+        == (
+            '{"repository":{"repository_id":"repo_x","github_url":"https://github.com/a/b",'
+            '"owner":"a","name":"b"},"file":{"path":"dir/é.txt","sha":"' + "ab" * 32 + '",'
+            '"size":3,"content":"é!"},"commit_sha":"c1","timestamp":"T"}'
+        ).encode()
+    )
+    binary = whole_file_body(REPO, change(binary=True), "c1", "T", b"\x00\x01")
+    assert b'"content":"AAE=","content_encoding":"base64"}' in binary
+    update = whole_file_body(REPO, change("update", previous="cd" * 32), "c1", "T", b"x")
+    assert b'},"previous_sha":"' + b"cd" * 32 + b'","commit_sha":"c1"' in update
+
+
+def test_delivery_ids_are_stable_and_distinct():
+    watch = WatchKey("app_1", "repo_1", 0)
+    assert delivery_id(watch, change()) == delivery_id(watch, change())
+    assert delivery_id(watch, change(), 1) != delivery_id(watch, change(), 0)
+    assert delivery_id(WatchKey("app_1", "repo_1", 1), change()) != delivery_id(watch, change())
+
+
+@pytest.mark.parametrize(
+    ("data", "binary"),
+    [
+        (b"plain text\n", False),
+        ("héllo wörld ✓".encode(), False),
+        (b"", False),
+        (b"abc\x00def", True),
+        ("caf\xe9".encode("latin-1"), True),
+        (b"x" * 9000 + b"\x00", False),  # NUL after the first 8,000 bytes: still text
+        (b"\xff\xfe", True),
+    ],
+)
+def test_binary_detection(data, binary):
+    assert is_binary(data) is binary
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 1000, 393216, 393217, 1_572_864, 2_000_001])
+def test_streamed_chunks_equal_slicing_the_whole_base64(size):
+    data = bytes(i % 251 for i in range(size))
+    chars = 524288
+    whole = base64_text(data)
+    expected = [whole[i : i + chars] for i in range(0, len(whole), chars)] or [""]
+    step = raw_bytes_per_chunk(chars)
+    streamed = [base64_text(data[i : i + step]) for i in range(0, max(size, 1), step)]
+    assert streamed == expected
+    assert chunk_count(size, chars) == len(expected)
+
+
+def test_ignore_rules():
+    ignored = ignore_matcher("*.log\n!keep.log\n/build/\n**/tmp/**\ndocs/**/*.draft\n")
+    assert ignored("a.log") and ignored("x/y.log") and not ignored("keep.log")
+    assert ignored("build/x.js") and not ignored("src/build/x.js")
+    assert ignored("a/tmp/b/c") and ignored("docs/a/b.draft") and not ignored("docs/b.md")
+    assert not ignore_matcher(None)("anything")
+
+
+def test_interval_cron():
+    assert interval_cron(60_000) == "*/1 * * * *"
+    assert interval_cron(300_000) == "*/5 * * * *"
+    assert interval_cron(1_000) == "* * * * * */1"
+    assert interval_cron(7_000) == "* * * * * */6"
+    assert interval_cron(7_200_000) == "0 */2 * * *"
+
+
+def test_retry_delays_double():
+    retry = DoublingRetry(base_delay_ms=1000, max_attempts=5)
+    assert [retry.delay_ms(a) for a in range(1, 5)] == [1000, 2000, 4000, 8000]
+
+
+def test_ls_remote_parsing():
+    out = "ref: refs/heads/trunk\tHEAD\nabc\tHEAD\n"
+    assert parse_ls_remote(out, None).branch == "trunk"
+    assert parse_ls_remote(out, None).commit_sha == "abc"
+    assert parse_ls_remote("def\trefs/heads/dev\n", "dev").commit_sha == "def"
+    assert parse_ls_remote("", None).commit_sha is None
+
+
+def test_git_errors_are_classified_and_redacted():
+    assert classify("fatal: Authentication failed for 'https://x'") == GitErrorKind.AUTH
+    assert classify("remote: Repository not found.") == GitErrorKind.NOT_FOUND
+    assert classify("Could not resolve host: github.com") == GitErrorKind.NETWORK
+    assert classify("something odd") == GitErrorKind.GIT
+    message = redact(
+        "fatal: https://user:ghp_secret@github.com/a/b failed ghp_secret", ["ghp_secret"]
+    )
+    assert "ghp_secret" not in message and "user" not in message
+
+
+def test_git_environment_keeps_tokens_out_of_argv_and_scopes_them():
+    env = git_environment(url="https://github.com/a/b", token="ghp_abc", allow_local=False)
+    assert env["GIT_TERMINAL_PROMPT"] == "0" and env["GIT_ALLOW_PROTOCOL"] == "https"
+    keys = [env[f"GIT_CONFIG_KEY_{i}"] for i in range(int(env["GIT_CONFIG_COUNT"]))]
+    assert "http.https://github.com/.extraHeader" in keys
+    header = env[f"GIT_CONFIG_VALUE_{keys.index('http.https://github.com/.extraHeader')}"]
+    assert base64.b64decode(header.split()[-1]) == b"x-access-token:ghp_abc"
+    assert "ghp_abc" not in " ".join(keys)
