@@ -1,1 +1,2 @@
-DROP TABLE IF EXISTS deliveries, delivered_files, snapshot_files, snapshots, watches, repositories, apps;
+DROP TABLE IF EXISTS deliveries, delivered_files, blob_facts, snapshot_skipped, snapshot_files,
+    snapshots, watches, repositories, apps;

@@ -62,9 +62,10 @@ CREATE TABLE snapshots (
     commit_sha     text NOT NULL,
     file_count     integer NOT NULL DEFAULT 0,
     total_bytes    bigint NOT NULL DEFAULT 0,
-    -- Files left out of the snapshot (symlinks, submodules, too large...): [{path, reason}]
-    skipped        jsonb NOT NULL DEFAULT '[]',
-    scanned_at     timestamptz NOT NULL DEFAULT now()
+    scanned_at     timestamptz NOT NULL DEFAULT now(),
+    -- Work counters, for operators and for tests that prove work was not done.
+    fetch_count    bigint NOT NULL DEFAULT 0,
+    blobs_hashed   bigint NOT NULL DEFAULT 0
 );
 
 CREATE TABLE snapshot_files (
@@ -75,6 +76,25 @@ CREATE TABLE snapshot_files (
     blob_id        text NOT NULL,
     is_binary      boolean NOT NULL,
     PRIMARY KEY (repository_id, path)
+);
+CREATE INDEX snapshot_files_blob_idx ON snapshot_files (repository_id, blob_id);
+
+-- Files of the snapshot's commit that are never sent (symlink, submodule, too large...).
+CREATE TABLE snapshot_skipped (
+    repository_id  text NOT NULL REFERENCES snapshots (repository_id) ON DELETE CASCADE,
+    path           text COLLATE "C" NOT NULL,
+    reason         text NOT NULL,
+    PRIMARY KEY (repository_id, path)
+);
+
+-- SHA-256, size and binary-ness by git blob id: a blob is read and hashed once per repository.
+CREATE TABLE blob_facts (
+    repository_id  text NOT NULL REFERENCES repositories (id) ON DELETE CASCADE,
+    blob_id        text NOT NULL,
+    sha            text NOT NULL,
+    size           bigint NOT NULL,
+    is_binary      boolean NOT NULL,
+    PRIMARY KEY (repository_id, blob_id)
 );
 
 -- What each watch's app has acknowledged: path -> sha.

@@ -70,3 +70,46 @@ class GitRepo:
 
     def head(self) -> str:
         return git("rev-parse", "HEAD", cwd=self.work).strip()
+
+
+def fast_import(
+    remote: Path,
+    files,
+    *,
+    branch: str = "main",
+    message: str = "generated",
+    parent: str | None = None,
+    deletes: tuple[str, ...] = (),
+) -> str:
+    """Write one commit of `files` ((path, bytes) pairs, streamed) straight into a bare
+    repository with `git fast-import`: 100k files in seconds, no work tree."""
+    if not (remote / "HEAD").exists():
+        git("init", "--quiet", "--bare", "--initial-branch", branch, str(remote))
+    env = {**os.environ, **GIT_ENV}
+    proc = subprocess.Popen(
+        ["git", "fast-import", "--quiet", "--done"],
+        cwd=remote,
+        env=env,
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None
+    write = proc.stdin.write
+    text = message.encode()
+    write(f"commit refs/heads/{branch}\n".encode())
+    write(b"committer Docora Tests <tests@example.com> 1700000000 +0000\n")
+    write(b"data %d\n%s\n" % (len(text), text))
+    if parent:
+        write(f"from {parent}\n".encode())
+    for path in deletes:
+        write(f"D {path}\n".encode())
+    for path, content in files:
+        write(f"M 100644 inline {path}\n".encode())
+        write(b"data %d\n" % len(content))
+        write(content)
+        write(b"\n")
+    write(b"done\n")
+    proc.stdin.close()
+    if proc.wait() != 0:
+        raise RuntimeError(proc.stderr.read().decode())  # type: ignore[union-attr]
+    return git("rev-parse", f"refs/heads/{branch}", cwd=remote).strip()

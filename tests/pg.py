@@ -10,6 +10,8 @@ import psycopg
 PROJECT_TABLES = (
     "deliveries",
     "delivered_files",
+    "snapshot_skipped",
+    "blob_facts",
     "snapshot_files",
     "snapshots",
     "watches",

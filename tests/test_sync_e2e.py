@@ -6,6 +6,7 @@ import hashlib
 
 import pytest
 
+from docora.deliver.content import chunk_count
 from tests.conftest import RECEIVER_KEY as KEY
 from tests.e2e import register_app, resync, wait_quiet, wait_status, wait_synced, watch
 from tests.gitrepo import GitRepo, git
@@ -258,3 +259,30 @@ def register_app_at(client, base_url):
     from tests.conftest import onboard
 
     return onboard(client, base_url=base_url, client_auth_key=KEY)
+
+
+def test_delivery_concurrency_keeps_groups_and_chunks_in_order(client, worker, receiver, repo):
+    repo.commit("v1", {f"old/{i:03d}.txt": f"{i}" for i in range(40)} | {"keep.txt": "1"})
+    _, headers = register_app(client, receiver, delivery_concurrency=8)
+    rid = watch(client, headers, repo.url)
+    wait_status(client, headers, rid, "synced")
+    before = len(receiver.state.events)
+    for i in range(40):
+        repo.delete(f"old/{i:03d}.txt")
+    files = {f"new/{i:03d}.txt": f"n{i}" for i in range(40)} | {"keep.txt": "2"}
+    files["big.bin"] = BIG_BINARY * 3
+    commit = repo.commit("v2", files)
+    resync(client, headers, rid)
+    wait_synced(client, headers, rid, commit)
+    events = [e.event for e in receiver.state.events[before:]]
+    pieces = chunk_count(len(BIG_BINARY) * 3, 2048)
+    assert pieces == 20
+    assert events == ["delete"] * 40 + ["create"] * (40 + pieces) + ["update"]
+    chunks = [
+        e.body["file"]["chunk"]["index"]
+        for e in receiver.state.events
+        if "chunk" in e.body["file"] and e.body["file"]["size"] == len(BIG_BINARY) * 3
+    ]
+    assert chunks == list(range(pieces))
+    assert receiver.state.files["big.bin"] == BIG_BINARY * 3
+    assert all(e.verified for e in receiver.state.events)

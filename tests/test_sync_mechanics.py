@@ -51,8 +51,8 @@ def test_scheduler_rescans_and_noop_rescans_do_not_fetch(client, worker, receive
 
 
 def test_transform_hook_shapes_the_snapshot(client, worker, receiver, tmp_path):
-    def drop_generated(files):
-        return [f for f in files if not f.path.endswith(".gen")]
+    def drop_generated(entry):
+        return None if entry.path.endswith(".gen") else entry
 
     transforms.TRANSFORMS.append(drop_generated)
     try:

@@ -164,3 +164,36 @@ def test_git_environment_keeps_tokens_out_of_argv_and_scopes_them():
     header = env[f"GIT_CONFIG_VALUE_{keys.index('http.https://github.com/.extraHeader')}"]
     assert base64.b64decode(header.split()[-1]) == b"x-access-token:ghp_abc"
     assert "ghp_abc" not in " ".join(keys)
+
+
+async def test_git_timeout_kills_the_command_quickly():
+    import asyncio
+    import socket
+    import time
+
+    from docora.git.command import GitError, run_git_async
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()  # accepts, never answers
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}/a/b"
+    started = time.monotonic()
+    with pytest.raises(GitError) as info:
+        await run_git_async(
+            ["ls-remote", "--", url], env=git_environment(url=url, allow_local=True), timeout_ms=500
+        )
+    assert info.value.kind == GitErrorKind.TIMEOUT
+    assert time.monotonic() - started < 3
+    silent.close()
+    await asyncio.sleep(0)
+
+
+async def test_git_commands_are_fast():
+    import time
+
+    from docora.git.command import run_git_async
+
+    started = time.monotonic()
+    for _ in range(5):
+        await run_git_async(["--version"], env=git_environment(), timeout_ms=5000)
+    assert (time.monotonic() - started) / 5 < 0.05  # no polling delay per command

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +23,7 @@ from docora.deliver.events import (
     whole_file_body,
 )
 from docora.deliver.payloads import ChunkInfo, RepositoryRef, iso_timestamp
+from docora.deliver.recorder import AckRecorder
 from docora.deliver.signing import signed_headers
 from docora.git.stream import BlobReader
 from docora.store import changes
@@ -29,14 +32,13 @@ from docora.store.changes import GROUP_ORDER, Change, LogEntry
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
+# Acknowledged events that may wait to be recorded (batched into one commit). With the
+# requests in flight, this bounds what a worker crash can cause to be sent again.
+UNRECORDED_MAX = 32
 
 
 class DeliveryFailed(Exception):
     """An event was not acknowledged; the message is safe to show the app."""
-
-
-class WatchGone(Exception):
-    """The watch was deleted or reset while delivering: stop without error."""
 
 
 @dataclass(frozen=True)
@@ -44,12 +46,19 @@ class Target:
     app_id: str
     base_url: str
     key: str
+    concurrency: int = 1
 
 
 @dataclass(frozen=True)
 class ChunkPolicy:
     threshold_bytes: int
     chunk_chars: int
+
+
+@dataclass(frozen=True)
+class Prepared:
+    change: Change
+    body: bytes | None  # None: a chunked binary, read and sent piece by piece
 
 
 @dataclass
@@ -63,16 +72,72 @@ class WatchDelivery:
     mirror: Path
     chunks: ChunkPolicy
     attempt: int
-    delivered: int = 0
 
     async def run(self) -> int:
         """Send every pending change: all deletes, then creates, then updates, each in path
-        order. Raises DeliveryFailed at the first failure (acknowledged ones stay recorded)."""
-        async with BlobReader(self.mirror) as blobs:
+        order. Up to `concurrency` requests of one group are in flight; a group starts once
+        the previous one is fully acknowledged. Raises DeliveryFailed at the first failure
+        (what was acknowledged stays recorded, so a retry resumes)."""
+        slots = max(1, self.target.concurrency)
+        async with AckRecorder(
+            self.pool, generation=self.watch.generation, max_pending=slots + UNRECORDED_MAX
+        ) as self._recorder:
             for event in GROUP_ORDER:
+                await self._run_group(event)
+        return self._recorder.recorded
+
+    async def _run_group(self, event: str) -> None:
+        """One preparer reads blobs and builds bodies ahead, in path order, while up to
+        `concurrency` senders post them: preparing the next event overlaps the wait for
+        the current answer."""
+        slots = max(1, self.target.concurrency)
+        ready: asyncio.Queue[Prepared | None] = asyncio.Queue(maxsize=slots * 2)
+        failures: list[BaseException] = []
+
+        async def sender() -> None:
+            async with contextlib.AsyncExitStack() as stack:
+                chunk_reader: BlobReader | None = None
+                while (item := await ready.get()) is not None:
+                    if failures:
+                        continue
+                    try:
+                        if item.body is not None:
+                            await self._send(item.change, 0, item.body, final=True)
+                            continue
+                        if chunk_reader is None:
+                            chunk_reader = await stack.enter_async_context(BlobReader(self.mirror))
+                        await self._send_chunks(item.change, chunk_reader)
+                    except Exception as exc:  # re-raised below, once every slot is idle
+                        failures.append(exc)
+
+        senders = [asyncio.create_task(sender()) for _ in range(slots)]
+        try:
+            async with BlobReader(self.mirror) as blobs:
                 async for change in self._pending(event):
-                    await self._deliver(change, blobs)
-        return self.delivered
+                    if failures:
+                        break
+                    await ready.put(await self._prepare(change, blobs))
+        except Exception as exc:
+            failures.append(exc)
+        finally:
+            for _ in senders:
+                await ready.put(None)
+            await asyncio.gather(*senders)
+        if failures:
+            raise failures[0]
+
+    def _is_chunked(self, change: Change) -> bool:
+        return change.is_binary and change.size > self.chunks.threshold_bytes
+
+    async def _prepare(self, change: Change, blobs: BlobReader) -> Prepared:
+        if change.event == "delete":
+            body = delete_body(self.repository, change, self.commit_sha, iso_timestamp())
+            return Prepared(change, body)
+        if self._is_chunked(change):
+            return Prepared(change, None)  # streamed by the sender, piece by piece
+        data = await blobs.read(change.blob_id or "")
+        body = whole_file_body(self.repository, change, self.commit_sha, iso_timestamp(), data)
+        return Prepared(change, body)
 
     async def _pending(self, event: str) -> AsyncIterator[Change]:
         after = ""
@@ -92,20 +157,8 @@ class WatchDelivery:
                 return
             after = page[-1].path
 
-    async def _deliver(self, change: Change, blobs: BlobReader) -> None:
-        if change.event == "delete":
-            body = delete_body(self.repository, change, self.commit_sha, iso_timestamp())
-            await self._send(change, 0, body, final=True)
-            return
+    async def _send_chunks(self, change: Change, blobs: BlobReader) -> None:
         size = await blobs.open(change.blob_id or "")
-        if change.is_binary and size > self.chunks.threshold_bytes:
-            await self._send_chunks(change, blobs, size)
-            return
-        data = b"".join([piece async for piece in blobs.chunks(size)])
-        body = whole_file_body(self.repository, change, self.commit_sha, iso_timestamp(), data)
-        await self._send(change, 0, body, final=True)
-
-    async def _send_chunks(self, change: Change, blobs: BlobReader, size: int) -> None:
         total = chunk_count(size, self.chunks.chunk_chars)
         group = chunk_group_id(self.watch, change)
         index = 0
@@ -134,18 +187,11 @@ class WatchDelivery:
         )
         result = await self.sender.post(f"{self.target.base_url}/{change.event}", headers, body)
         entry = self._log_entry(change, request_id, result)
-        async with self.pool.connection() as conn:
-            if not result.ok:
+        if not result.ok:
+            async with self.pool.connection() as conn:
                 await changes.log_attempt(conn, entry)
-                raise DeliveryFailed(f"{change.event} {change.path}: {result.error}")
-            if not final:
-                await changes.log_attempt(conn, entry)
-                return
-            if not await changes.acknowledge(
-                conn, change, generation=self.watch.generation, log=entry
-            ):
-                raise WatchGone()
-        self.delivered += 1
+            raise DeliveryFailed(f"{change.event} {change.path}: {result.error}")
+        await self._recorder.add(change if final else None, entry)
 
     def _log_entry(self, change: Change, request_id, result: SendResult) -> LogEntry:
         return LogEntry(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import re
 from collections.abc import Sequence
@@ -129,7 +130,7 @@ def git_environment(
     return env
 
 
-def run_git(
+async def run_git_async(
     args: Sequence[str],
     *,
     env: dict[str, str],
@@ -137,28 +138,39 @@ def run_git(
     cwd: str | None = None,
     secrets: Sequence[str] = (),
 ) -> str:
-    """Run git to completion and return stdout; raise GitError on failure."""
+    """Run git to completion and return stdout; raise GitError on failure.
+
+    The deadline is enforced here rather than with sh's `_timeout`, whose polling adds
+    about 100 ms to every command; a command past its deadline (or whose caller is
+    cancelled) is killed.
+    """
+    command = sh.git(
+        *args,
+        _env=env,
+        _cwd=cwd,
+        _tty_out=False,
+        _tty_in=False,
+        _in=None,
+        _bg=True,
+        _bg_exc=False,
+        _decode_errors="replace",
+    )
     try:
-        out = sh.git(
-            *args,
-            _env=env,
-            _cwd=cwd,
-            _timeout=timeout_ms / 1000,
-            _tty_out=False,
-            _tty_in=False,
-            _in=None,
-            _err_to_out=False,
-            _decode_errors="replace",
-        )
-    except sh.TimeoutException:
+        await asyncio.wait_for(asyncio.to_thread(command.wait), timeout_ms / 1000)
+    except TimeoutError:
+        _kill(command)
         message = f"git {args[0]} timed out after {timeout_ms} ms"
         raise GitError(GitErrorKind.TIMEOUT, message) from None
+    except asyncio.CancelledError:
+        _kill(command)
+        raise
     except sh.ErrorReturnCode as exc:
         stderr = exc.stderr.decode(errors="replace")
         message = redact(stderr, secrets) or f"git {args[0]} failed"
         raise GitError(classify(stderr), message) from None
-    return str(out)
+    return str(command)
 
 
-async def run_git_async(args: Sequence[str], **kwargs) -> str:
-    return await asyncio.to_thread(run_git, args, **kwargs)
+def _kill(command: sh.RunningCommand) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        command.kill()

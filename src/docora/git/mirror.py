@@ -32,6 +32,21 @@ def mirror_path(
     return Path(base).resolve().joinpath(*parts, _safe(branch.replace("/", "__")) + ".git")
 
 
+async def has_commit(mirror: Path, commit: str) -> bool:
+    if not (mirror / "HEAD").exists():
+        return False
+    try:
+        await run_git_async(
+            ["cat-file", "-e", f"{commit}^{{commit}}"],
+            env=git_environment(),
+            timeout_ms=30_000,
+            cwd=str(mirror),
+        )
+    except GitError:
+        return False
+    return True
+
+
 async def fetch_branch(
     mirror: Path,
     *,

@@ -108,3 +108,50 @@ class BlobReader:
     async def read(self, blob_id: str) -> bytes:
         size = await self.open(blob_id)
         return b"".join([piece async for piece in self.chunks(size)])
+
+
+async def cat_file_batch(mirror: Path, oids: Sequence[str]) -> AsyncIterator[bytes]:
+    """Raw `git cat-file --batch` output for `oids`, requested all at once and read in
+    large pieces (no round trip per blob)."""
+    proc = await _start(["cat-file", "--batch"], mirror, stdin=True)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+
+    async def request() -> None:
+        assert proc.stdin is not None
+        for start in range(0, len(oids), 1024):
+            proc.stdin.write("".join(f"{oid}\n" for oid in oids[start : start + 1024]).encode())
+            await proc.stdin.drain()
+        proc.stdin.close()
+
+    writer = asyncio.create_task(request())
+    try:
+        while piece := await proc.stdout.read(READ_CHUNK):
+            yield piece
+        await writer
+        stderr = await proc.stderr.read()
+        if await proc.wait() != 0:
+            text = stderr.decode(errors="replace")
+            raise GitError(classify(text), redact(text) or "git cat-file failed")
+    finally:
+        writer.cancel()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def batch_check_sizes(mirror: Path, oids: Sequence[str]) -> dict[str, int]:
+    """Sizes of blobs without reading them (`git cat-file --batch-check`)."""
+    if not oids:
+        return {}
+    proc = await _start(["cat-file", "--batch-check"], mirror, stdin=True)
+    out, err = await proc.communicate("".join(f"{oid}\n" for oid in oids).encode())
+    if proc.returncode != 0:
+        text = err.decode(errors="replace")
+        raise GitError(classify(text), redact(text) or "git cat-file failed")
+    sizes: dict[str, int] = {}
+    for line in out.decode().splitlines():
+        fields = line.split()
+        if len(fields) != 3 or fields[1] != "blob":
+            raise GitError(GitErrorKind.GIT, f"cannot read blob: {line}")
+        sizes[fields[0]] = int(fields[2])
+    return sizes

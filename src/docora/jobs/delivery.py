@@ -10,10 +10,11 @@ from procrastinate import JobContext
 from docora.crypto import DecryptionError, client_key_context, watch_token_context
 from docora.deliver.events import WatchKey
 from docora.deliver.payloads import RepositoryRef
-from docora.deliver.run import ChunkPolicy, DeliveryFailed, Target, WatchDelivery, WatchGone
+from docora.deliver.recorder import WatchGone
+from docora.deliver.run import ChunkPolicy, DeliveryFailed, Target, WatchDelivery
 from docora.deliver.targets import UnsafeTarget, check_target
-from docora.git.command import GitError, git_environment, run_git_async
-from docora.git.mirror import fetch_branch
+from docora.git.command import GitError
+from docora.git.mirror import fetch_branch, has_commit
 from docora.jobs.retry import attempt_number
 from docora.jobs.services import Services
 from docora.store import apps, snapshots
@@ -114,7 +115,9 @@ async def _prepare(
     return WatchDelivery(
         pool=services.pool,
         sender=services.sender,
-        target=Target(app_id=app.id, base_url=app.base_url, key=key),
+        target=Target(
+            app_id=app.id, base_url=app.base_url, key=key, concurrency=app.delivery_concurrency
+        ),
         watch=WatchKey(app.id, repo.id, watch.generation),
         repository=RepositoryRef(
             repository_id=repo.id, github_url=repo.url, owner=repo.owner, name=repo.name
@@ -133,7 +136,7 @@ async def _ensure_commit(
     services: Services, repo: RepositoryState, watch: WatchState, mirror: Path, commit: str
 ) -> None:
     """Another worker host may have made the snapshot: fetch with this watch's own token."""
-    if await _has_commit(mirror, commit):
+    if await has_commit(mirror, commit):
         return
     token = None
     if watch.token_enc is not None:
@@ -148,22 +151,7 @@ async def _ensure_commit(
         allow_local=services.settings.allow_local_repositories,
         timeout_ms=services.settings.git_timeout_ms,
     )
-    if not await _has_commit(mirror, commit):
+    if not await has_commit(mirror, commit):
         raise DeliveryFailed(
             "the snapshot's commit is no longer on the remote; waiting for the next sync"
         )
-
-
-async def _has_commit(mirror: Path, commit: str) -> bool:
-    if not (mirror / "HEAD").exists():
-        return False
-    try:
-        await run_git_async(
-            ["cat-file", "-e", f"{commit}^{{commit}}"],
-            env=git_environment(),
-            timeout_ms=30_000,
-            cwd=str(mirror),
-        )
-    except GitError:
-        return False
-    return True

@@ -16,10 +16,7 @@ from docora.git.remote import RemoteHead, read_remote_head
 from docora.jobs.queue import JobQueue
 from docora.jobs.retry import attempt_number
 from docora.jobs.services import Services
-from docora.scan.hashing import hash_entries
-from docora.scan.transforms import apply_transforms
-from docora.scan.tree import read_tree
-from docora.store import snapshots
+from docora.scan.snapshot import scan_commit
 from docora.store import sync as state
 from docora.store.sync import RepositoryState, WatchState
 
@@ -102,14 +99,15 @@ class SyncRun:
         if not self.creds.by_token:
             return
         token, head = await self._first_readable_head()
-        async with self.services.pool.connection() as conn:
-            snapshot_commit = await snapshots.current_commit(conn, self.repo.id)
+        snapshot_commit = self.repo.snapshot_commit
         if self._all_in_sync(head, snapshot_commit):
+            # The no-op rescan: one ls-remote and one write, nothing fetched or hashed.
             async with self.services.pool.connection() as conn:
                 await state.mark_checked(
                     conn, self.repo.id, rescan_ms=self.settings.rescan_interval_ms
                 )
-                await state.close_circuit(conn, self.repo.id)
+                if self.repo.consecutive_failures:
+                    await state.close_circuit(conn, self.repo.id)
             return
         readable = await self._check_each_credential(token)
         if head.commit_sha is None:
@@ -118,9 +116,10 @@ class SyncRun:
                     GitErrorKind.NOT_FOUND, f"branch {self.repo.branch!r} no longer exists"
                 )
         elif head.commit_sha != snapshot_commit:
-            await self._fetch_and_snapshot(token, head.commit_sha)
-        async with self.services.pool.connection() as conn:
-            await state.close_circuit(conn, self.repo.id)
+            await self._fetch_and_snapshot(token, snapshot_commit)
+        if self.repo.consecutive_failures:
+            async with self.services.pool.connection() as conn:
+                await state.close_circuit(conn, self.repo.id)
         await self._hand_out(readable)
 
     def _all_in_sync(self, head: RemoteHead, snapshot_commit: str | None) -> bool:
@@ -181,7 +180,7 @@ class SyncRun:
                 await self.mark(app_ids, "failed", message)
         return readable
 
-    async def _fetch_and_snapshot(self, token: str | None, commit: str) -> None:
+    async def _fetch_and_snapshot(self, token: str | None, previous: str | None) -> None:
         mirror = self.services.mirror_for(self.repo)
         fetched = await fetch_branch(
             mirror,
@@ -191,20 +190,22 @@ class SyncRun:
             allow_local=self.settings.allow_local_repositories,
             timeout_ms=self.settings.git_timeout_ms,
         )
-        tree = await read_tree(mirror, fetched, max_file_size=self.settings.max_file_size_bytes)
         async with self.services.pool.connection() as conn:
-            known = await snapshots.known_blob_facts(conn, self.repo.id)
-        files, hashed = await hash_entries(mirror, tree.entries, known)
-        files = apply_transforms(files)
-        async with self.services.pool.connection() as conn:
-            await snapshots.replace_snapshot(conn, self.repo.id, fetched, files, tree.skipped)
+            stats = await scan_commit(
+                conn,
+                mirror,
+                self.repo.id,
+                previous=previous,
+                commit=fetched,
+                max_size=self.settings.max_file_size_bytes,
+            )
         log.info(
-            "snapshot of %s at %s: %d files (%d blobs hashed, %d skipped)",
+            "snapshot of %s at %s: %s scan, %d paths examined, %d blobs hashed",
             self.repo.id,
             fetched[:12],
-            len(files),
-            hashed,
-            len(tree.skipped),
+            "full" if stats.full else "incremental",
+            stats.paths_examined,
+            stats.blobs_hashed,
         )
 
     async def _hand_out(self, readable: list[str]) -> None:

@@ -1,74 +1,124 @@
-"""SHA-256 and binary detection of blobs, streamed from git, each blob read at most once."""
+"""SHA-256, size and binary-ness of blobs, computed while `git cat-file --batch` streams them.
+
+The parser is fed raw output in large pieces and never holds more than one piece plus
+one partial blob: small blobs are hashed straight out of the buffer, large ones
+incrementally, so a 200 MB file costs no more memory than a 2 KB one.
+"""
 
 from __future__ import annotations
 
 import codecs
 import hashlib
-from collections.abc import Mapping
-from pathlib import Path
 
 import msgspec
 
 from docora.deliver.content import BINARY_SNIFF_BYTES
-from docora.git.stream import BlobReader
-from docora.scan.tree import TreeEntry
-
-
-class ScannedFile(msgspec.Struct, frozen=True):
-    path: str
-    sha: str
-    size: int
-    blob_id: str
-    is_binary: bool
 
 
 class BlobFacts(msgspec.Struct, frozen=True, array_like=True):
     sha: str
+    size: int
     is_binary: bool
 
 
-async def hash_entries(
-    mirror: Path, entries: list[TreeEntry], known: Mapping[str, BlobFacts]
-) -> tuple[list[ScannedFile], int]:
-    """Attach SHA-256 and binary-ness to each entry; return them and how many blobs were read.
-
-    Blobs in `known` (blob id -> facts from an earlier scan) are not read again.
-    """
-    files: list[ScannedFile] = []
-    fresh: dict[str, BlobFacts] = {}
-    async with BlobReader(mirror) as reader:
-        for entry in entries:
-            facts = known.get(entry.blob_id) or fresh.get(entry.blob_id)
-            if facts is None:
-                facts = fresh[entry.blob_id] = await read_facts(reader, entry.blob_id)
-            files.append(
-                ScannedFile(entry.path, facts.sha, entry.size, entry.blob_id, facts.is_binary)
-            )
-    return files, len(fresh)
+class MalformedBatchOutput(ValueError):
+    pass
 
 
-async def read_facts(reader: BlobReader, blob_id: str) -> BlobFacts:
-    """One streaming pass: the digest, and whether the bytes are binary per the wire rules
-    (a NUL in the first 8,000 bytes, or not valid UTF-8 anywhere)."""
-    digest = hashlib.sha256()
-    utf8 = codecs.getincrementaldecoder("utf-8")("strict")
-    binary = False
-    seen = 0
-    size = await reader.open(blob_id)
-    async for piece in reader.chunks(size):
-        digest.update(piece)
-        if not binary:
-            if seen < BINARY_SNIFF_BYTES and b"\x00" in piece[: BINARY_SNIFF_BYTES - seen]:
-                binary = True
-            else:
-                try:
-                    utf8.decode(piece)
-                except UnicodeDecodeError:
-                    binary = True
-        seen += len(piece)
+def facts_of(content: memoryview | bytes) -> BlobFacts:
+    """Facts of a whole blob held in memory."""
+    binary = b"\x00" in bytes(content[:BINARY_SNIFF_BYTES])
     if not binary:
         try:
-            utf8.decode(b"", final=True)
+            codecs.utf_8_decode(content, "strict", True)
         except UnicodeDecodeError:
             binary = True
-    return BlobFacts(digest.hexdigest(), binary)
+    return BlobFacts(hashlib.sha256(content).hexdigest(), len(content), binary)
+
+
+class _Partial:
+    """A blob larger than what the buffer holds: hashed and validated piece by piece."""
+
+    def __init__(self, oid: str, size: int) -> None:
+        self.oid = oid
+        self.size = size
+        self.remaining = size
+        self.digest = hashlib.sha256()
+        self.utf8 = codecs.getincrementaldecoder("utf-8")("strict")
+        self.seen = 0
+        self.binary = False
+
+    def update(self, piece: memoryview) -> None:
+        self.digest.update(piece)
+        if not self.binary:
+            if self.seen < BINARY_SNIFF_BYTES and b"\x00" in bytes(
+                piece[: BINARY_SNIFF_BYTES - self.seen]
+            ):
+                self.binary = True
+            else:
+                try:
+                    self.utf8.decode(piece)
+                except UnicodeDecodeError:
+                    self.binary = True
+        self.seen += len(piece)
+        self.remaining -= len(piece)
+
+    def facts(self) -> BlobFacts:
+        if not self.binary:
+            try:
+                self.utf8.decode(b"", final=True)
+            except UnicodeDecodeError:
+                self.binary = True
+        return BlobFacts(self.digest.hexdigest(), self.size, self.binary)
+
+
+class BatchFactsParser:
+    """Turns `git cat-file --batch` output into (blob id, facts), however it is cut."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._partial: _Partial | None = None
+
+    def feed(self, data: bytes) -> list[tuple[str, BlobFacts]]:
+        self._buffer += data
+        buffer, out, pos = self._buffer, [], 0
+        end = len(buffer)
+        view = memoryview(buffer)
+        try:
+            while pos < end:
+                if self._partial is None:
+                    newline = buffer.find(b"\n", pos)
+                    if newline < 0:
+                        break
+                    oid, size = _header(bytes(buffer[pos:newline]))
+                    start = newline + 1
+                    if end - start > size:  # the whole blob and its trailing newline are here
+                        out.append((oid, facts_of(view[start : start + size])))
+                        pos = start + size + 1
+                        continue
+                    self._partial, pos = _Partial(oid, size), start
+                partial = self._partial
+                take = min(partial.remaining, end - pos)
+                if take:
+                    partial.update(view[pos : pos + take])
+                    pos += take
+                if partial.remaining or pos == end:
+                    break
+                pos += 1  # the newline after the blob
+                out.append((partial.oid, partial.facts()))
+                self._partial = None
+        finally:
+            view.release()
+        del buffer[:pos]
+        return out
+
+    def finish(self) -> None:
+        if self._partial is not None or self._buffer:
+            raise MalformedBatchOutput("git cat-file output ended in the middle of a blob")
+
+
+def _header(line: bytes) -> tuple[str, int]:
+    fields = line.split()
+    if len(fields) != 3 or fields[1] != b"blob":
+        raise MalformedBatchOutput(f"cannot read blob: {line.decode(errors='replace')}")
+    return fields[0].decode(), int(fields[2])

@@ -1,25 +1,35 @@
 """The plugin hook between scanning and delivery.
 
-A transform takes the scanned files of a commit and returns the files to snapshot
-(filtered, renamed, or with derived entries added). The list is empty by default; the
-pipeline applies every registered transform in order, so derived representations can
-be added later without touching the pipeline.
+A transform sees each tree entry on its way into the snapshot and returns it (possibly
+changed) or None to leave it out. The list is empty by default; every registered
+transform runs in order, so derived representations can be added later without
+touching the pipeline.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from docora.scan.hashing import ScannedFile
+import msgspec
 
-Transform = Callable[[list[ScannedFile]], list[ScannedFile]]
+
+class TreeEntry(msgspec.Struct, frozen=True):
+    path: str
+    blob_id: str
+    size: int
+
+
+Transform = Callable[[TreeEntry], TreeEntry | None]
 
 TRANSFORMS: list[Transform] = []
 
 
 def apply_transforms(
-    files: list[ScannedFile], transforms: list[Transform] | None = None
-) -> list[ScannedFile]:
+    entry: TreeEntry, transforms: list[Transform] | None = None
+) -> TreeEntry | None:
     for transform in TRANSFORMS if transforms is None else transforms:
-        files = transform(files)
-    return files
+        result = transform(entry)
+        if result is None:
+            return None
+        entry = result
+    return entry

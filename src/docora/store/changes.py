@@ -56,26 +56,26 @@ ORDER BY s.path LIMIT %(limit)s
 """,
 }
 
-# Both statements are conditioned on the watch still existing at the same generation:
-# after an unwatch or a reset, an in-flight acknowledgement records nothing.
-_ACKNOWLEDGE: dict[str, str] = {
-    "delete": """
-DELETE FROM delivered_files d USING watches w
-WHERE d.app_id = %(app_id)s AND d.repository_id = %(repository_id)s AND d.path = %(path)s
-  AND w.app_id = d.app_id AND w.repository_id = d.repository_id
-  AND w.generation = %(generation)s
-RETURNING 1
-""",
-    "upsert": """
+# Acknowledgements are recorded in batches, each batch in one transaction that first
+# locks the watch row at the expected generation: after an unwatch or a reset, an
+# in-flight acknowledgement records nothing. Arrays keep the parameter count fixed.
+LOCK_WATCH = """
+SELECT 1 FROM watches WHERE app_id = %s AND repository_id = %s AND generation = %s FOR SHARE
+"""
+RECORD_UPSERTS = """
 INSERT INTO delivered_files (app_id, repository_id, path, sha)
-SELECT w.app_id, w.repository_id, %(path)s, %(sha)s FROM watches w
-WHERE w.app_id = %(app_id)s AND w.repository_id = %(repository_id)s
-  AND w.generation = %(generation)s
-ON CONFLICT (app_id, repository_id, path)
-DO UPDATE SET sha = EXCLUDED.sha, delivered_at = now()
-RETURNING 1
-""",
-}
+SELECT %(app_id)s, %(repository_id)s, u.path, u.sha
+FROM unnest(%(paths)s::text[], %(shas)s::text[]) AS u(path, sha)
+ON CONFLICT (app_id, repository_id, path) DO UPDATE SET sha = EXCLUDED.sha, delivered_at = now()
+"""
+RECORD_DELETES = """
+DELETE FROM delivered_files
+WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s AND path = ANY(%(paths)s::text[])
+"""
+COPY_LOG = """
+COPY deliveries (app_id, repository_id, delivery_id, event, path, sha, commit_sha, status,
+                 status_code, latency_ms, attempt, error) FROM STDIN
+"""
 
 INSERT_LOG = """
 INSERT INTO deliveries (app_id, repository_id, delivery_id, event, path, sha, commit_sha,
@@ -83,8 +83,6 @@ INSERT INTO deliveries (app_id, repository_id, delivery_id, event, path, sha, co
 VALUES (%(app_id)s, %(repository_id)s, %(delivery_id)s, %(event)s, %(path)s, %(sha)s,
         %(commit_sha)s, %(status)s, %(status_code)s, %(latency_ms)s, %(attempt)s, %(error)s)
 """
-
-WATCH_GENERATION = "SELECT generation FROM watches WHERE app_id = %s AND repository_id = %s"
 
 
 class LogEntry(msgspec.Struct, frozen=True):
@@ -117,36 +115,36 @@ async def change_page(
         return await cur.fetchall()
 
 
-async def acknowledge(
-    conn: AsyncConnection, change: Change, *, generation: int, log: LogEntry
+async def record_acknowledged(
+    conn: AsyncConnection, batch: list[tuple[Change | None, LogEntry]], *, generation: int
 ) -> bool:
-    """Record an acknowledged event and its log row in one transaction.
+    """Record acknowledged events (delivered state + log rows) in one transaction.
 
-    False when the watch is gone or was reset meanwhile: nothing is recorded then.
+    An item without a change is a log row only (a chunk before the last one). False when
+    the watch is gone or was reset meanwhile: nothing is recorded then.
     """
-    params = {
-        "app_id": log.app_id,
-        "repository_id": log.repository_id,
-        "path": change.path,
-        "sha": change.sha,
-        "generation": generation,
-    }
-    statement = _ACKNOWLEDGE["delete" if change.event == "delete" else "upsert"]
+    first = batch[0][1]
+    upserts = [c for c, _ in batch if c is not None and c.event != "delete"]
+    deletes = [c.path for c, _ in batch if c is not None and c.event == "delete"]
+    keys = {"app_id": first.app_id, "repository_id": first.repository_id}
     async with conn.transaction():
-        cur = await conn.execute(statement, params)
+        # The commit returns without waiting for the WAL flush: a worker crash loses
+        # nothing committed; a Postgres crash may lose the last few hundred milliseconds
+        # of acknowledgements, whose events are then sent again (at-least-once).
+        await conn.execute("SET LOCAL synchronous_commit = off")
+        cur = await conn.execute(LOCK_WATCH, (first.app_id, first.repository_id, generation))
         if await cur.fetchone() is None:
-            still_there = await watch_generation(conn, log.app_id, log.repository_id)
-            if still_there != generation:
-                return False
-        await conn.execute(INSERT_LOG, msgspec.structs.asdict(log))
+            return False
+        if upserts:
+            paths, shas = [c.path for c in upserts], [c.sha for c in upserts]
+            await conn.execute(RECORD_UPSERTS, {**keys, "paths": paths, "shas": shas})
+        if deletes:
+            await conn.execute(RECORD_DELETES, {**keys, "paths": deletes})
+        async with conn.cursor() as log_cur, log_cur.copy(COPY_LOG) as copy:
+            for _, entry in batch:
+                await copy.write_row(msgspec.structs.astuple(entry))
     return True
 
 
 async def log_attempt(conn: AsyncConnection, log: LogEntry) -> None:
     await conn.execute(INSERT_LOG, msgspec.structs.asdict(log))
-
-
-async def watch_generation(conn: AsyncConnection, app_id: str, repository_id: str) -> int | None:
-    cur = await conn.execute(WATCH_GENERATION, (app_id, repository_id))
-    row = await cur.fetchone()
-    return row[0] if row else None

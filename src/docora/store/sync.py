@@ -19,6 +19,7 @@ class RepositoryState(msgspec.Struct, frozen=True):
     consecutive_failures: int
     cooldown_until: datetime | None
     circuit_opened_at: datetime | None
+    snapshot_commit: str | None
 
 
 class WatchState(msgspec.Struct, frozen=True):
@@ -36,8 +37,10 @@ class CircuitState(msgspec.Struct, frozen=True):
 
 
 SELECT_REPOSITORY = """
-SELECT id, url, host, owner, name, branch, consecutive_failures, cooldown_until, circuit_opened_at
-FROM repositories WHERE id = %s
+SELECT r.id, r.url, r.host, r.owner, r.name, r.branch, r.consecutive_failures,
+       r.cooldown_until, r.circuit_opened_at, s.commit_sha AS snapshot_commit
+FROM repositories r LEFT JOIN snapshots s ON s.repository_id = r.id
+WHERE r.id = %s
 """
 
 SELECT_WATCHES = """

@@ -1,0 +1,42 @@
+"""Deterministic synthetic repositories, written with `git fast-import` (no work tree)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.gitrepo import fast_import
+
+WORDS = b"alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron".split()
+
+
+def text_file(rnd: random.Random, size: int) -> bytes:
+    words = [rnd.choice(WORDS) for _ in range(size // 5 + 1)]
+    return b" ".join(words)[:size] + b"\n"
+
+
+def files(
+    count: int,
+    *,
+    binaries: int = 20,
+    binary_size: int = 200_000,
+    big_binary: int = 0,
+    seed: int = 7,
+) -> Iterator[tuple[str, bytes]]:
+    """`count` text files of 2-5 KB, `binaries` binaries, and optionally one huge binary."""
+    rnd = random.Random(seed)
+    for i in range(count):
+        yield f"src/m{i % 97:02d}/f{i:06d}.txt", text_file(rnd, rnd.randint(2000, 5000))
+    for i in range(binaries):
+        yield f"assets/b{i:03d}.bin", rnd.randbytes(binary_size)
+    if big_binary:
+        yield "assets/huge.bin", rnd.randbytes(big_binary)
+
+
+def make_repository(path: Path, count: int, **options) -> str:
+    return fast_import(path, files(count, **options))
+
+
+def modify_one(path: Path, parent: str, target: str, content: bytes) -> str:
+    return fast_import(path, [(target, content)], parent=parent, message="one change")

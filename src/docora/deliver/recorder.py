@@ -1,0 +1,71 @@
+"""Recording acknowledgements off the sending path, in small batches.
+
+The sender hands each acknowledged event to the recorder and moves on; the recorder
+commits whatever has accumulated in one transaction. At most `max_pending` events can be
+acknowledged but not yet recorded: those, with the requests in flight, are all that a
+worker crash can cause to be sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from psycopg_pool import AsyncConnectionPool
+
+from docora.store.changes import Change, LogEntry, record_acknowledged
+
+
+class WatchGone(Exception):
+    """The watch was deleted or reset while delivering: stop without error."""
+
+
+class AckRecorder:
+    def __init__(self, pool: AsyncConnectionPool, *, generation: int, max_pending: int) -> None:
+        self._pool = pool
+        self._generation = generation
+        self._pending: list[tuple[Change | None, LogEntry]] = []
+        self._room = asyncio.Semaphore(max_pending)
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._error: BaseException | None = None
+        self._task: asyncio.Task | None = None
+        self.recorded = 0
+
+    async def __aenter__(self) -> AckRecorder:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self._closing = True
+        self._wake.set()
+        assert self._task is not None
+        await self._task
+        if self._error is not None and exc[0] is None:
+            raise self._error
+
+    async def add(self, change: Change | None, entry: LogEntry) -> None:
+        """Queue an acknowledged event (or, without a change, a log row only)."""
+        if self._error is not None:
+            raise self._error
+        await self._room.acquire()
+        self._pending.append((change, entry))
+        self._wake.set()
+
+    async def _run(self) -> None:
+        async with self._pool.connection() as conn:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                batch, self._pending = self._pending, []
+                if batch and self._error is None:
+                    try:
+                        if not await record_acknowledged(conn, batch, generation=self._generation):
+                            self._error = WatchGone()
+                        else:
+                            self.recorded += len(batch)
+                    except Exception as exc:  # surfaced to the sender on its next add()
+                        self._error = exc
+                for _ in batch:
+                    self._room.release()
+                if self._closing and not self._pending:
+                    return
