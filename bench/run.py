@@ -304,9 +304,11 @@ def big_repository(count: int, big_binary: int) -> None:
     with stack(env) as s:
         repo = s.root / "big" / "large.git"
         started = time.monotonic()
-        make_repository(repo, count, big_binary=big_binary, seed=5)
+        # 50,000 files / ~500 MB: text, twenty 5.5 MB binaries and one huge binary.
+        make_repository(repo, count, binary_size=5_500_000, big_binary=big_binary, seed=5)
         size = sum(p.stat().st_size for p in repo.rglob("*") if p.is_file())
-        total_mb = (sum(len(c) for _, c in files(count, big_binary=big_binary, seed=5))) / 1e6
+        sizes = files(count, binary_size=5_500_000, big_binary=big_binary, seed=5)
+        total_mb = sum(len(c) for _, c in sizes) / 1e6
         row(
             f"{count // 1000}k repository generated",
             f"{total_mb:.0f} MB of files, "

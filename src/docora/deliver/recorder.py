@@ -15,6 +15,9 @@ from psycopg_pool import AsyncConnectionPool
 from docora.store.changes import Change, LogEntry, record_acknowledged
 
 
+LINGER_S = 0.01
+
+
 class WatchGone(Exception):
     """The watch was deleted or reset while delivering: stop without error."""
 
@@ -55,6 +58,9 @@ class AckRecorder:
         async with self._pool.connection() as conn:
             while True:
                 await self._wake.wait()
+                if not self._closing:
+                    # Let a few acknowledgements gather: one commit for many events.
+                    await asyncio.sleep(LINGER_S)
                 self._wake.clear()
                 batch, self._pending = self._pending, []
                 if batch and self._error is None:
