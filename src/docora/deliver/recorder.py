@@ -14,7 +14,6 @@ from psycopg_pool import AsyncConnectionPool
 
 from docora.store.changes import Change, LogEntry, record_acknowledged
 
-
 LINGER_S = 0.01
 
 
