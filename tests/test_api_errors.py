@@ -81,4 +81,5 @@ def test_openapi_describes_every_route_auth_and_errors(client):
         "ErrorBody" in schemas
         and "github_url" in schemas["RegisterRepositoryRequest"]["properties"]
     )
+    assert schemas["RegisterRepositoryRequest"]["additionalProperties"] is False
     assert client.get("/schema").status_code == 200

@@ -5,7 +5,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+import msgspec
 from litestar import Litestar
+
+# Private module: Litestar exports no public base for struct schemas; the OpenAPI test
+# fails loudly if an upgrade moves it.
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -29,6 +34,18 @@ from docora.jobs.app import build_job_app
 from docora.jobs.queue import JobQueue
 
 MAX_BODY_BYTES = 1024 * 1024
+
+
+class StrictStructSchemaPlugin(StructSchemaPlugin):
+    """Request bodies refuse unknown fields (`forbid_unknown_fields`); say so in the schema
+    with `additionalProperties: false`, which Litestar's own plugin leaves out."""
+
+    def to_openapi_schema(self, field_definition, schema_creator):
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        if msgspec.inspect.type_info(field_definition.type_).forbid_unknown_fields:
+            schema.additional_properties = False
+        return schema
+
 
 OPENAPI = OpenAPIConfig(
     title="Docora",
@@ -88,6 +105,7 @@ def create_app(settings: Settings, *, resolver: Resolver = system_resolver) -> L
         openapi_config=OPENAPI,
         cors_config=cors,
         request_max_body_size=MAX_BODY_BYTES,
+        plugins=[StrictStructSchemaPlugin()],
         middleware=[
             rate_limit_middleware(ctx.limiter, settings.trusted_proxy_networks),
         ],

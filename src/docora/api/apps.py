@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from litestar import Controller, Request, get, patch, post
 from litestar.di import NamedDependency
-from litestar.exceptions import ClientException, ValidationException
+from litestar.exceptions import ClientException
 from litestar.params import JSONBody
 from psycopg import AsyncConnection
 
@@ -119,9 +119,7 @@ class OnboardingController(Controller):
             and data.delivery_concurrency is None
             and data.client_auth_key is None
         ):
-            raise ValidationException(
-                detail="Give at least one of base_url, delivery_concurrency, client_auth_key"
-            )
+            return profile(app)  # nothing to change: the schema allows an empty patch
         base_url = await validated_base_url(ctx, data.base_url) if data.base_url else None
         key_enc = (
             ctx.box.encrypt(data.client_auth_key, context=client_key_context(app.id))
