@@ -10,8 +10,9 @@ from docora.runtime import run_worker
 
 
 class BackgroundWorker:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, resolver=None) -> None:
         self.settings = settings
+        self.resolver = resolver
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -22,7 +23,10 @@ class BackgroundWorker:
 
         async def main() -> None:
             self._stop = asyncio.Event()
-            await run_worker(self.settings, self._stop)
+            if self.resolver is None:
+                await run_worker(self.settings, self._stop)
+            else:
+                await run_worker(self.settings, self._stop, resolver=self.resolver)
 
         try:
             self._loop.run_until_complete(main())

@@ -15,6 +15,7 @@ from docora.config import Settings
 from docora.crypto import SecretBox
 from docora.db import open_pool
 from docora.deliver.client import WebhookSender
+from docora.deliver.targets import Resolver, system_resolver
 from docora.jobs.app import build_job_app
 from docora.jobs.services import Services
 
@@ -42,7 +43,9 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+async def run_worker(
+    settings: Settings, stop: asyncio.Event, *, resolver: Resolver = system_resolver
+) -> None:
     pool = await open_pool(
         settings.database_url, max_size=settings.scan_concurrency + 4, name="docora-worker"
     )
@@ -51,6 +54,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         pool=pool,
         box=SecretBox(settings.key_bytes),
         sender=WebhookSender(timeout_ms=settings.delivery_timeout_ms),
+        resolver=resolver,
     )
     jobs = build_job_app(settings, services)
     await jobs.open_async(pool)

@@ -1,0 +1,81 @@
+"""SSRF at delivery time: the target is checked again on the resolved address, and
+redirects are never followed."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from litestar.testing import TestClient
+
+from docora.api.app import create_app
+from tests.conftest import RECEIVER_KEY, onboard
+from tests.e2e import wait_status, watch
+from tests.gitrepo import GitRepo
+from tests.worker import BackgroundWorker
+
+
+def resolving_to(address: str):
+    async def resolve(host, port):
+        return [address]
+
+    return resolve
+
+
+def test_a_name_that_now_resolves_to_loopback_is_refused(make_settings, tmp_path):
+    repo = GitRepo(tmp_path / "r" / "acme")
+    repo.commit("v1", {"a.txt": "a"})
+    settings = make_settings(ALLOW_PRIVATE_WEBHOOK_TARGETS="false", MAX_RETRY_ATTEMPTS="1")
+    # At onboarding the name resolved to a public address; by delivery time it points at
+    # 127.0.0.1 (DNS rebinding). Nothing may be sent.
+    api = create_app(settings, resolver=resolving_to("93.184.216.34"))
+    with TestClient(api) as client, BackgroundWorker(settings, resolver=resolving_to("127.0.0.1")):
+        _, headers = onboard(
+            client, base_url="https://hooks.example.test/x", client_auth_key=RECEIVER_KEY
+        )
+        rid = watch(client, headers, repo.url)
+        status = wait_status(client, headers, rid, "failed")
+    assert "webhook target refused" in status["last_error"]
+    assert "non-public address (127.0.0.1)" in status["last_error"]
+    assert status["files_delivered"] == 0
+
+
+class _Redirect(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    target = ""
+
+    def setup(self):
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.wfile.write(
+            f"HTTP/1.1 307 Temporary Redirect\r\nLocation: {self.target}\r\n"
+            "Content-Length: 0\r\n\r\n".encode()
+        )
+
+
+def test_redirects_are_not_followed(make_settings, receiver, tmp_path):
+    repo = GitRepo(tmp_path / "r" / "acme")
+    repo.commit("v1", {"a.txt": "a"})
+    _Redirect.target = receiver.base_url + "/create"
+    redirector = ThreadingHTTPServer(("127.0.0.1", 0), _Redirect)
+    threading.Thread(target=redirector.serve_forever, daemon=True).start()
+    settings = make_settings(MAX_RETRY_ATTEMPTS="1")
+    try:
+        with TestClient(create_app(settings)) as client, BackgroundWorker(settings):
+            port = redirector.server_address[1]
+            _, headers = onboard(
+                client, base_url=f"http://127.0.0.1:{port}/hooks", client_auth_key=RECEIVER_KEY
+            )
+            rid = watch(client, headers, repo.url)
+            status = wait_status(client, headers, rid, "failed")
+    finally:
+        redirector.shutdown()
+    assert status["last_error"].endswith("HTTP 307")
+    assert receiver.state.events == []  # the redirect target never heard of it
