@@ -1,0 +1,75 @@
+"""Tokens and signing keys never show up in argv, logs, mirror config or API output."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from tests.conftest import RECEIVER_KEY
+from tests.e2e import register_app, wait_status
+from tests.githttp import GitHttpServer
+from tests.gitrepo import GitRepo
+from tests.worker import BackgroundWorker
+
+TOKEN = "glpat-very-secret-token-0123456789"
+
+
+def _all_cmdlines() -> list[str]:
+    lines = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                lines.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+            except OSError:
+                continue
+    return lines
+
+
+def test_token_never_in_argv_logs_config_or_responses(settings, client, receiver, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    root = tmp_path / "served"
+    repo = GitRepo(root / "acme", name="private")
+    repo.commit("v1", {"a.txt": "a"})
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def watch_processes() -> None:
+        while not stop.is_set():
+            seen.extend(line for line in _all_cmdlines() if "git" in line)
+            time.sleep(0.002)
+
+    spy = threading.Thread(target=watch_processes, daemon=True)
+    spy.start()
+    try:
+        with GitHttpServer(root, passwords={TOKEN}) as server, BackgroundWorker(settings):
+            _, headers = register_app(client, receiver)
+            url = server.url_for(repo.remote)
+            r = client.post(
+                "/api/repositories",
+                json={"github_url": url, "github_token": TOKEN},
+                headers=headers,
+            )
+            assert r.status_code == 201
+            rid = r.json()["repository_id"]
+            wait_status(client, headers, rid, "synced")
+            outputs = [
+                r.text,
+                client.get(f"/api/repositories/{rid}", headers=headers).text,
+                client.get("/api/deliveries", headers=headers).text,
+            ]
+            assert server.seen_passwords  # the token really was used
+    finally:
+        stop.set()
+        spy.join()
+    assert any("ls-remote" in line or "fetch" in line for line in seen)  # git was observed
+    assert not [line for line in seen if TOKEN in line]
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert TOKEN not in logged and RECEIVER_KEY not in logged
+    for text in outputs:
+        assert TOKEN not in text and RECEIVER_KEY not in text
+    for config in Path(settings.repos_base_path).rglob("config"):
+        assert TOKEN not in config.read_text()
+    assert TOKEN not in os.environ.get("GIT_CONFIG_VALUE_0", "")
