@@ -50,6 +50,13 @@ class Settings(msgspec.Struct, rename="upper", kw_only=True, frozen=True):
     # Not in the original: requests per minute per token (or per peer when
     # unauthenticated); failed authentications get a tenth of it.
     rate_limit_per_minute: Annotated[int, msgspec.Meta(ge=1)] = 600
+    # Not in the original: how often a worker proves it is alive. A job whose worker has
+    # been silent for six heartbeats is considered stalled (crashed) and retried.
+    worker_heartbeat_ms: Annotated[int, msgspec.Meta(ge=100)] = 10_000
+
+    @property
+    def stalled_after_s(self) -> float:
+        return 6 * self.worker_heartbeat_ms / 1000
 
     @property
     def key_bytes(self) -> bytes:

@@ -9,6 +9,7 @@ and `on_event` sees every request once handled.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -82,6 +83,11 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_POST(self) -> None:
+        # The sender may go away mid-request (a killed worker): nothing to answer then.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self._handle()
+
+    def _handle(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         event = self.path.rsplit("/", 1)[-1]
         headers = {k.lower(): v for k, v in self.headers.items()}

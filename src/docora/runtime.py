@@ -64,6 +64,8 @@ async def run_worker(
             install_signal_handlers=False,
             shutdown_graceful_timeout=SHUTDOWN_GRACE_S,
             name="docora-worker",
+            update_heartbeat_interval=settings.worker_heartbeat_ms / 1000,
+            stalled_worker_timeout=settings.stalled_after_s,
             # New jobs arrive by LISTEN/NOTIFY; polling only matters for retries that
             # become due later, so poll about as often as the shortest retry delay.
             fetch_job_polling_interval=min(5.0, max(0.2, settings.retry_base_delay_ms / 1000)),

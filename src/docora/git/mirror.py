@@ -32,6 +32,17 @@ def mirror_path(
     return Path(base).resolve().joinpath(*parts, _safe(branch.replace("/", "__")) + ".git")
 
 
+def _clear_stale_locks(mirror: Path) -> None:
+    """Remove lock files a killed git left behind.
+
+    Safe because a mirror is only ever written by the one sync of its repository that
+    holds the repository's job lock; without this, one `kill -9` during a fetch would
+    fail every later fetch ("shallow.lock: File exists").
+    """
+    for lock in mirror.rglob("*.lock"):
+        lock.unlink(missing_ok=True)
+
+
 async def has_commit(mirror: Path, commit: str) -> bool:
     if not (mirror / "HEAD").exists():
         return False
@@ -66,6 +77,7 @@ async def fetch_branch(
             ["init", "--quiet", "--bare", str(mirror)], env=env, timeout_ms=timeout_ms
         )
     ref = f"refs/heads/{branch}"
+    _clear_stale_locks(mirror)
     try:
         # The URL is an argument, never stored as a remote: nothing about the origin,
         # and certainly no credential, is written into the mirror's config.

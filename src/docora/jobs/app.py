@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 
 PURGE_FINISHED_AFTER_HOURS = 72
 SCHEDULE_BATCH = 1000
-STALLED_AFTER_S = 60
 
 
 def interval_cron(interval_ms: int) -> str:
@@ -89,7 +88,10 @@ async def schedule_due_syncs(services: Services, queue: JobQueue, context: JobCo
         for repository_id in due:
             await queue.sync_now(conn, repository_id)
     manager = context.app.job_manager
-    for job in await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER_S):
+    stalled = await manager.get_stalled_jobs(
+        seconds_since_heartbeat=services.settings.stalled_after_s
+    )
+    for job in stalled:
         log.warning("retrying stalled job %s (%s)", job.id, job.task_name)
         await manager.retry_job(job)
     return len(due)

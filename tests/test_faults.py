@@ -1,0 +1,96 @@
+"""Faults on purpose: the worker is killed with SIGKILL again and again during a sync.
+
+At the end the receiver's copy equals the repository, and resends stay within what was
+in flight or acknowledged-but-unrecorded at each kill.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import RECEIVER_KEY, onboard
+from tests.e2e import watch
+from tests.gitrepo import fast_import
+
+FILES = 3000
+CONCURRENCY = 4
+UNRECORDED_MAX = 32
+
+
+def start_worker(settings, encryption_key: str) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "ENCRYPTION_KEY": encryption_key,
+        "REPOS_BASE_PATH": settings.repos_base_path,
+        "ALLOW_LOCAL_REPOSITORIES": "true",
+        "ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
+        "SCAN_INTERVAL_MS": "1000",
+        "RETRY_BASE_DELAY_MS": "100",
+        "MAX_RETRY_ATTEMPTS": "50",
+        "WORKER_HEARTBEAT_MS": "300",
+        "LOG_LEVEL": "warning",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "docora", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_kill_9_during_initial_sync_loses_nothing(
+    settings, client, receiver, db, tmp_path, encryption_key
+):
+    remote = tmp_path / "acme" / "big.git"
+    content = {f"d{i % 20}/f{i:05d}.txt": f"file {i}\n".encode() for i in range(FILES)}
+    fast_import(remote, content.items())
+    _, headers = onboard(
+        client,
+        base_url=receiver.base_url,
+        client_auth_key=RECEIVER_KEY,
+        delivery_concurrency=CONCURRENCY,
+    )
+    rid = watch(client, headers, f"file://{remote}")
+    rnd = random.Random(42)
+    kills = 0
+    while kills < 12:
+        worker = start_worker(settings, encryption_key)
+        time.sleep(rnd.uniform(0.4, 1.6))
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        kills += 1
+        if len(receiver.state.files) == FILES:
+            break
+    assert kills >= 10, "the sync finished before ten kills; make the repository larger"
+    worker = start_worker(settings, encryption_key)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            status = db.execute("SELECT status FROM watches").fetchone()[0]
+            if status == "synced" and len(receiver.state.files) == FILES:
+                break
+            assert time.monotonic() < deadline, f"not synced after the kills: {status}"
+            time.sleep(0.2)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
+    expected = {path: hashlib.sha256(data).hexdigest() for path, data in content.items()}
+    assert receiver.state.shas == expected  # every path at its final sha, nothing extra
+    accepted = len(receiver.state.accepted())
+    resent = accepted - FILES
+    bound = kills * (2 * CONCURRENCY + UNRECORDED_MAX)
+    print(f"{kills} kills, {accepted} accepted events, {resent} resent (bound {bound})")
+    assert 0 <= resent <= bound
+    status = client.get(f"/api/repositories/{rid}", headers=headers).json()
+    assert status["files_delivered"] == FILES and status["pending_changes"] == 0
