@@ -6,14 +6,16 @@ import argparse
 import asyncio
 import os
 import secrets
+import signal
 import sys
 from collections.abc import Sequence
 
 from docora import __version__
 from docora.config import ConfigError, Settings, load_settings
-from docora.local import apply_local_defaults, database_url
-from docora.migrate import apply_migrations
-from docora.runtime import configure_logging, serve
+
+# The service's modules (uvicorn, Litestar, Procrastinate, psycopg) are imported by the
+# commands that need them, so that `--help` is instant and a SIGTERM that arrives while
+# they load is already handled (see main()).
 
 
 def _settings(env: dict[str, str], *, require: tuple[str, ...] = ()) -> Settings:
@@ -28,13 +30,25 @@ def _production_env() -> dict[str, str]:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    from docora.migrate import apply_migrations
+
     settings = _settings(_production_env(), require=("DATABASE_URL",))
     count = apply_migrations(settings.database_url)
     print(f"migrations applied: {count}" if count else "database is up to date")
     return 0
 
 
+class StopRequested(BaseException):
+    """SIGTERM before the service installed its own handlers: nothing to drain yet."""
+
+
+def _stop_during_startup(signum, frame) -> None:
+    raise StopRequested()
+
+
 def _run(settings: Settings, *, api: bool, worker: bool, banner=None) -> int:
+    from docora.runtime import configure_logging, serve
+
     configure_logging(settings.log_level)
     asyncio.run(serve(settings, api=api, worker=worker, on_ready=banner))
     return 0
@@ -56,6 +70,9 @@ def cmd_all(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
+    from docora.local import apply_local_defaults, database_url
+    from docora.migrate import apply_migrations
+
     env = dict(os.environ)
     if args.port:
         env["PORT"] = str(args.port)
@@ -87,6 +104,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _apps_env() -> dict[str, str]:
+    from docora.local import apply_local_defaults
+
     env = dict(os.environ)
     if not env.get("DATABASE_URL"):
         apply_local_defaults(env)
@@ -95,6 +114,7 @@ def _apps_env() -> dict[str, str]:
 
 def cmd_apps_create(args: argparse.Namespace) -> int:
     from docora.apps_cli import create_app_from_cli
+    from docora.local import database_url
 
     env = _apps_env()
     key = sys.stdin.readline().strip() if args.client_auth_key_stdin else secrets.token_hex(32)
@@ -110,6 +130,7 @@ def cmd_apps_create(args: argparse.Namespace) -> int:
 
 def cmd_apps_list(args: argparse.Namespace) -> int:
     from docora.apps_cli import list_apps_from_cli
+    from docora.local import database_url
 
     env = _apps_env()
     with database_url(env):
@@ -187,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Until serve() takes over SIGTERM (graceful drain), a SIGTERM simply ends startup.
+    signal.signal(signal.SIGTERM, _stop_during_startup)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
@@ -195,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except StopRequested:
+        return 0
 
 
 if __name__ == "__main__":

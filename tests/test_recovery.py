@@ -1,0 +1,81 @@
+"""A failed watch recovers on its own; SIGTERM never leaves a watch half-way."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from litestar.testing import TestClient
+
+from docora.api.app import create_app
+from tests.conftest import RECEIVER_KEY, onboard
+from tests.e2e import register_app, wait_status, watch
+from tests.gitrepo import GitRepo, fast_import
+
+
+def test_failed_watch_recovers_without_help(make_settings, receiver, tmp_path):
+    from tests.worker import BackgroundWorker
+
+    settings = make_settings(
+        SCAN_INTERVAL_MS="1000",
+        RESCAN_INTERVAL_MS="2000",
+        RETRY_BASE_DELAY_MS="100",
+        MAX_RETRY_ATTEMPTS="3",
+    )
+    repo = GitRepo(tmp_path / "r" / "acme")
+    repo.commit("v1", {"a.txt": "a", "b.txt": "b"})
+    down = {"until": time.monotonic() + 3600}
+    receiver.state.respond = lambda event, body: 503 if time.monotonic() < down["until"] else None
+    with TestClient(create_app(settings)) as client, BackgroundWorker(settings):
+        _, headers = register_app(client, receiver)
+        rid = watch(client, headers, repo.url)
+        status = wait_status(client, headers, rid, "failed")
+        assert status["last_error"] == "delivery failed: create a.txt: HTTP 503"
+        assert status["retry_count"] == 3
+        down["until"] = 0  # the app is back; nobody calls resync
+        status = wait_status(client, headers, rid, "synced", timeout=30)
+    assert receiver.state.files == {"a.txt": b"a", "b.txt": b"b"}
+    assert status["last_error"] is None
+
+
+@pytest.mark.parametrize("delay", [0.5, 1.5])
+def test_sigterm_during_a_sync_leaves_nothing_half_done(
+    settings, client, receiver, db, tmp_path, encryption_key, delay
+):
+    remote = tmp_path / "acme" / "r.git"
+    fast_import(remote, ((f"f{i:04d}.txt", f"{i}\n".encode()) for i in range(1500)))
+    _, headers = onboard(client, base_url=receiver.base_url, client_auth_key=RECEIVER_KEY)
+    rid = watch(client, headers, f"file://{remote}")
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "ENCRYPTION_KEY": encryption_key,
+        "REPOS_BASE_PATH": settings.repos_base_path,
+        "ALLOW_LOCAL_REPOSITORIES": "true",
+        "ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
+        "RETRY_BASE_DELAY_MS": "100",
+        "WORKER_HEARTBEAT_MS": "300",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "docora", "worker"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(delay)
+    worker.send_signal(signal.SIGTERM)
+    _, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0 and "Traceback" not in err
+    # Stopped gracefully: the running job finished or was handed back; none is stuck.
+    stuck = db.execute("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'").fetchone()
+    assert stuck[0] == 0
+    restarted = subprocess.Popen(
+        [sys.executable, "-m", "docora", "worker"], env=env, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_status(client, headers, rid, "synced", timeout=120)
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        restarted.wait(60)
+    assert len(receiver.state.files) == 1500
