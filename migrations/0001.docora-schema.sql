@@ -41,6 +41,9 @@ CREATE TABLE watches (
     last_error       text,
     last_scanned_at  timestamptz,
     commit_sha       text,
+    -- The snapshot commit at which this watch's own token was last shown to read the
+    -- repository: deliveries of any other commit wait for the next sync to check again.
+    verified_commit  text,
     token_enc        bytea,
     -- Bumped whenever the watch is reset, so work started before the reset cannot
     -- record deliveries against the new generation.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -125,7 +126,7 @@ def test_circuit_breaker_opens_once_with_one_sync_failed(client, worker, db, tmp
         }
 
 
-def test_private_repository_and_tenant_isolation(client, worker, db, tmp_path):
+def test_private_repository_and_tenant_isolation(settings, client, worker, db, tmp_path):
     root = tmp_path / "served"
     repo = GitRepo(root / "acme", name="private")
     repo.commit("v1", {"secret.txt": "tenant A only\n"})
@@ -162,7 +163,29 @@ def test_private_repository_and_tenant_isolation(client, worker, db, tmp_path):
         )
         assert receiver_a.state.files == {"secret.txt": b"v2\n"}
         assert len(receiver_b.state.events) == before_b
+        # Even a delivery job for B queued now (say, left over from before the revocation)
+        # sends nothing: B's token was never shown to read the new commit.
+        app_b = db.execute("SELECT id FROM apps WHERE name = 'tenant b'").fetchone()[0]
+        asyncio.run(_queue_delivery(settings, app_b, rid))
+        wait_quiet(db)
+        assert len(receiver_b.state.events) == before_b
         # The token never reached git's argv or the mirror's config.
         for config in (tmp_path / "mirrors").rglob("config"):
             text = config.read_text()
             assert "token-a" not in text and "token-b" not in text and "Authorization" not in text
+
+
+async def _queue_delivery(settings, app_id: str, repository_id: str) -> None:
+    from docora.db import open_pool
+    from docora.jobs.app import build_job_app
+    from docora.jobs.queue import JobQueue
+
+    pool = await open_pool(settings.database_url)
+    jobs = build_job_app(settings)
+    await jobs.open_async(pool)
+    try:
+        async with pool.connection() as conn:
+            await JobQueue(jobs).deliver_now(conn, app_id, repository_id)
+    finally:
+        await jobs.close_async()
+        await pool.close()

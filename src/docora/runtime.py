@@ -102,7 +102,9 @@ async def run_api(
     finally:
         server.should_exit = True
         if notifier is not None:
-            notifier.cancel()
+            # A stop right after startup must not swallow the banner.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(notifier, 0.5)
         await task
 
 

@@ -39,6 +39,11 @@ async def deliver_watch(
         commit = await snapshots.current_commit(conn, repository_id)
     if app is None or repo is None or watch is None:
         return  # unwatched or deleted meanwhile: nothing more for this watch
+    if watch.verified_commit != commit:
+        # Tenant isolation: this watch's token was not shown to read this commit (access
+        # revoked, or a newer snapshot not checked yet); the sync that checks it queues a
+        # delivery if access holds.
+        return
     try:
         if commit is not None:
             await _set(services, repo, watch, "scanning", watch_error=None, attempt=attempt)

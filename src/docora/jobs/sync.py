@@ -116,11 +116,11 @@ class SyncRun:
                     GitErrorKind.NOT_FOUND, f"branch {self.repo.branch!r} no longer exists"
                 )
         elif head.commit_sha != snapshot_commit:
-            await self._fetch_and_snapshot(token, snapshot_commit)
+            snapshot_commit = await self._fetch_and_snapshot(token, snapshot_commit)
         if self.repo.consecutive_failures:
             async with self.services.pool.connection() as conn:
                 await state.close_circuit(conn, self.repo.id)
-        await self._hand_out(readable)
+        await self._hand_out(readable, snapshot_commit)
 
     def _all_in_sync(self, head: RemoteHead, snapshot_commit: str | None) -> bool:
         if head.commit_sha is None or head.commit_sha != snapshot_commit:
@@ -178,9 +178,11 @@ class SyncRun:
                     f"access denied ({error.kind}): this watch's token cannot read the repository"
                 )
                 await self.mark(app_ids, "failed", message)
+                async with self.services.pool.connection() as conn:
+                    await state.set_verified(conn, self.repo.id, app_ids, None)
         return readable
 
-    async def _fetch_and_snapshot(self, token: str | None, previous: str | None) -> None:
+    async def _fetch_and_snapshot(self, token: str | None, previous: str | None) -> str:
         mirror = self.services.mirror_for(self.repo)
         fetched = await fetch_branch(
             mirror,
@@ -207,12 +209,15 @@ class SyncRun:
             stats.paths_examined,
             stats.blobs_hashed,
         )
+        return fetched
 
-    async def _hand_out(self, readable: list[str]) -> None:
-        """Queue one delivery task per readable watch, in the same transaction as its status."""
+    async def _hand_out(self, readable: list[str], commit: str | None) -> None:
+        """Queue one delivery task per readable watch, in the same transaction as its status
+        and the commit its access was verified at."""
         if not readable:
             return
         async with self.services.pool.connection() as conn, conn.transaction():
+            await state.set_verified(conn, self.repo.id, readable, commit)
             await state.set_watch_status(
                 conn,
                 self.repo.id,

@@ -28,6 +28,7 @@ class WatchState(msgspec.Struct, frozen=True):
     commit_sha: str | None
     generation: int
     token_enc: bytes | None
+    verified_commit: str | None
 
 
 class CircuitState(msgspec.Struct, frozen=True):
@@ -44,7 +45,7 @@ WHERE r.id = %s
 """
 
 SELECT_WATCHES = """
-SELECT app_id, status, commit_sha, generation, token_enc FROM watches
+SELECT app_id, status, commit_sha, generation, token_enc, verified_commit FROM watches
 WHERE repository_id = %s ORDER BY app_id
 """
 
@@ -99,11 +100,18 @@ UPDATE watches SET status = %(status)s, last_error = %(error)s,
 WHERE repository_id = %(repository_id)s AND app_id = ANY(%(app_ids)s)
 """
 
+# Access shown (or lost) for these watches at this snapshot commit.
+SET_VERIFIED = """
+UPDATE watches SET verified_commit = %(commit)s
+WHERE repository_id = %(repository_id)s AND app_id = ANY(%(app_ids)s)
+"""
+
 MARK_SYNCED = """
 UPDATE watches SET status = 'synced', commit_sha = %(commit_sha)s, last_error = NULL,
     retry_count = 0, last_scanned_at = now(),
     next_check_at = now() + %(rescan)s * interval '1 millisecond', updated_at = now()
 WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s AND generation = %(generation)s
+  AND verified_commit IS NOT DISTINCT FROM %(commit_sha)s
 """
 
 
@@ -187,4 +195,12 @@ async def mark_synced(
             "commit_sha": commit_sha,
             "rescan": rescan_ms,
         },
+    )
+
+
+async def set_verified(
+    conn: AsyncConnection, repository_id: str, app_ids: list[str], commit: str | None
+) -> None:
+    await conn.execute(
+        SET_VERIFIED, {"repository_id": repository_id, "app_ids": app_ids, "commit": commit}
     )

@@ -67,6 +67,7 @@ ON CONFLICT (app_id, repository_id) DO UPDATE SET
     last_error = NULL,
     last_scanned_at = NULL,
     commit_sha = NULL,
+    verified_commit = NULL,
     next_check_at = now(),
     generation = watches.generation + 1,
     updated_at = now()
@@ -113,6 +114,7 @@ WHERE w.app_id = %s AND w.repository_id = %s
 
 UPDATE_WATCH_TOKEN = """
 UPDATE watches SET token_enc = %(token_enc)s, status = 'pending_snapshot', retry_count = 0,
+    verified_commit = NULL,
     last_error = NULL, next_check_at = now(), updated_at = now()
 WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s
 """
