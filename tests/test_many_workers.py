@@ -1,0 +1,80 @@
+"""Three workers on one database: one sync per repository at a time, each event once,
+one scheduler tick per interval."""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import time
+
+import pytest
+
+from tests.conftest import RECEIVER_KEY, onboard
+from tests.e2e import watch
+from tests.gitrepo import fast_import
+from tests.test_faults import start_worker
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_three_workers_share_the_work_without_overlap(
+    settings, client, receiver, db, tmp_path, encryption_key
+):
+    workers = [start_worker(settings, encryption_key) for _ in range(3)]
+    try:
+        apps = [
+            onboard(
+                client,
+                app_name=f"app {i}",
+                base_url=receiver.base_url,
+                client_auth_key=RECEIVER_KEY,
+            )[1]
+            for i in range(2)
+        ]
+        expected = 0
+        for r in range(4):
+            remote = tmp_path / "acme" / f"r{r}.git"
+            fast_import(remote, ((f"f{i:03d}.txt", f"{r}-{i}\n".encode()) for i in range(100)))
+            for headers in apps:
+                watch(client, headers, f"file://{remote}")
+                expected += 100
+        deadline = time.monotonic() + 120
+        while db.execute("SELECT count(*) FROM watches WHERE status = 'synced'").fetchone()[0] < 8:
+            assert time.monotonic() < deadline, "not all watches synced"
+            time.sleep(0.2)
+        time.sleep(2.5)  # let a few scheduler ticks pass
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            worker.wait(60)
+    bodies = [
+        (
+            e.headers["x-docora-app-id"],
+            e.body["file"]["path"],
+            e.body["repository"]["repository_id"],
+        )
+        for e in receiver.state.accepted()
+    ]
+    assert len(bodies) == expected and len(set(bodies)) == expected  # each event exactly once
+    assert all(e.verified for e in receiver.state.events)
+    # Never two syncs of one repository at the same time, across the three workers.
+    spans = db.execute(
+        "SELECT j.args->>'repository_id', "
+        "min(e.at) FILTER (WHERE e.type = 'started'), "
+        "max(e.at) FILTER (WHERE e.type IN ('succeeded', 'failed')) "
+        "FROM procrastinate_jobs j JOIN procrastinate_events e ON e.job_id = j.id "
+        "WHERE j.task_name = 'docora.sync_repository' GROUP BY j.id"
+    ).fetchall()
+    by_repo: dict[str, list] = {}
+    for repo, start, end in spans:
+        by_repo.setdefault(repo, []).append((start, end))
+    for intervals in by_repo.values():
+        intervals.sort()
+        for (_, end), (start, _) in itertools.pairwise(intervals):
+            assert end <= start, "two syncs of one repository overlapped"
+    ticks = db.execute(
+        "SELECT args->>'timestamp', count(*) FROM procrastinate_jobs "
+        "WHERE task_name = 'docora.schedule' GROUP BY 1"
+    ).fetchall()
+    assert ticks and all(count == 1 for _, count in ticks)  # one tick per interval in all
