@@ -7,11 +7,8 @@ in flight or acknowledged-but-unrecorded at each kill.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -19,32 +16,11 @@ import pytest
 from tests.conftest import RECEIVER_KEY, onboard
 from tests.e2e import watch
 from tests.gitrepo import fast_import
+from tests.worker import start_worker
 
 FILES = 3000
 CONCURRENCY = 4
 UNRECORDED_MAX = 32
-
-
-def start_worker(settings, encryption_key: str) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "ENCRYPTION_KEY": encryption_key,
-        "REPOS_BASE_PATH": settings.repos_base_path,
-        "ALLOW_LOCAL_REPOSITORIES": "true",
-        "ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
-        "SCAN_INTERVAL_MS": "1000",
-        "RETRY_BASE_DELAY_MS": "100",
-        "MAX_RETRY_ATTEMPTS": "50",
-        "WORKER_HEARTBEAT_MS": "300",
-        "LOG_LEVEL": "warning",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "docora", "worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import RECEIVER_KEY, onboard
 from tests.e2e import watch
 from tests.gitrepo import fast_import
-from tests.test_faults import start_worker
+from tests.worker import start_worker
 
 
 @pytest.mark.slow

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -15,6 +13,7 @@ from docora.api.app import create_app
 from tests.conftest import RECEIVER_KEY, onboard
 from tests.e2e import register_app, wait_status, watch
 from tests.gitrepo import GitRepo, fast_import
+from tests.worker import start_worker
 
 
 def test_failed_watch_recovers_without_help(make_settings, receiver, tmp_path):
@@ -50,19 +49,7 @@ def test_sigterm_during_a_sync_leaves_nothing_half_done(
     fast_import(remote, ((f"f{i:04d}.txt", f"{i}\n".encode()) for i in range(1500)))
     _, headers = onboard(client, base_url=receiver.base_url, client_auth_key=RECEIVER_KEY)
     rid = watch(client, headers, f"file://{remote}")
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "ENCRYPTION_KEY": encryption_key,
-        "REPOS_BASE_PATH": settings.repos_base_path,
-        "ALLOW_LOCAL_REPOSITORIES": "true",
-        "ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
-        "RETRY_BASE_DELAY_MS": "100",
-        "WORKER_HEARTBEAT_MS": "300",
-    }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "docora", "worker"], env=env, stderr=subprocess.PIPE, text=True
-    )
+    worker = start_worker(settings, encryption_key, stderr=subprocess.PIPE)
     time.sleep(delay)
     worker.send_signal(signal.SIGTERM)
     _, err = worker.communicate(timeout=60)
@@ -70,9 +57,7 @@ def test_sigterm_during_a_sync_leaves_nothing_half_done(
     # Stopped gracefully: the running job finished or was handed back; none is stuck.
     stuck = db.execute("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'").fetchone()
     assert stuck[0] == 0
-    restarted = subprocess.Popen(
-        [sys.executable, "-m", "docora", "worker"], env=env, stderr=subprocess.DEVNULL
-    )
+    restarted = start_worker(settings, encryption_key)
     try:
         wait_status(client, headers, rid, "synced", timeout=120)
     finally:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 
 from docora.config import Settings
@@ -48,3 +51,27 @@ class BackgroundWorker:
         self._thread.join(timeout=60)
         if self.error:
             raise self.error
+
+
+def start_worker(settings, encryption_key: str, *, stderr=subprocess.DEVNULL) -> subprocess.Popen:
+    """`docora worker` as a real process on the test database (to kill, or to run several)."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "ENCRYPTION_KEY": encryption_key,
+        "REPOS_BASE_PATH": settings.repos_base_path,
+        "ALLOW_LOCAL_REPOSITORIES": "true",
+        "ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
+        "SCAN_INTERVAL_MS": "1000",
+        "RETRY_BASE_DELAY_MS": "100",
+        "MAX_RETRY_ATTEMPTS": "50",
+        "WORKER_HEARTBEAT_MS": "300",
+        "LOG_LEVEL": "warning",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "docora", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
+    )
