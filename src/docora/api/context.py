@@ -29,10 +29,6 @@ class ApiContext:
     queue: JobQueue | None = None
 
 
-def api_context(request: Request) -> ApiContext:
-    return request.app.state.docora
-
-
 async def provide_connection(request: Request) -> AsyncIterator[AsyncConnection]:
     ctx: ApiContext = request.app.state.docora
     assert ctx.pool is not None

@@ -39,10 +39,6 @@ class RepositoryUrl(msgspec.Struct, frozen=True):
     name: str
 
     @property
-    def is_local(self) -> bool:
-        return self.url.startswith("file://")
-
-    @property
     def is_github(self) -> bool:
         return self.host == "github.com"
 

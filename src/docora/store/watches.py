@@ -8,6 +8,8 @@ import msgspec
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
+from docora.store.sync import close_circuit
+
 
 class RepositoryRow(msgspec.Struct, frozen=True):
     id: str
@@ -107,22 +109,11 @@ SELECT
 
 DELETE_WATCH = "DELETE FROM watches WHERE app_id = %s AND repository_id = %s"
 
-SELECT_WATCH_TOKEN = """
-SELECT r.url, r.host, w.token_enc FROM watches w JOIN repositories r ON r.id = w.repository_id
-WHERE w.app_id = %s AND w.repository_id = %s
-"""
-
 UPDATE_WATCH_TOKEN = """
 UPDATE watches SET token_enc = %(token_enc)s, status = 'pending_snapshot', retry_count = 0,
     verified_commit = NULL,
     last_error = NULL, next_check_at = now(), updated_at = now()
 WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s
-"""
-
-CLOSE_CIRCUIT = """
-UPDATE repositories SET consecutive_failures = 0, circuit_opened_at = NULL,
-    cooldown_until = NULL, updated_at = now()
-WHERE id = %s
 """
 
 # A resync keeps the delivered state (only what changed is sent) and the status, which
@@ -176,13 +167,6 @@ async def delete_watch(conn: AsyncConnection, app_id: str, repository_id: str) -
     return cur.rowcount > 0
 
 
-async def get_watch_token(
-    conn: AsyncConnection, app_id: str, repository_id: str
-) -> tuple[str, str, bytes | None] | None:
-    cur = await conn.execute(SELECT_WATCH_TOKEN, (app_id, repository_id))
-    return await cur.fetchone()
-
-
 async def replace_token(
     conn: AsyncConnection, *, app_id: str, repository_id: str, token_enc: bytes
 ) -> None:
@@ -190,7 +174,7 @@ async def replace_token(
     params = {"app_id": app_id, "repository_id": repository_id, "token_enc": token_enc}
     async with conn.transaction():
         await conn.execute(UPDATE_WATCH_TOKEN, params)
-        await conn.execute(CLOSE_CIRCUIT, (repository_id,))
+        await close_circuit(conn, repository_id)
 
 
 async def mark_resync(conn: AsyncConnection, app_id: str, repository_id: str) -> None:
