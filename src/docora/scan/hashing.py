@@ -12,7 +12,7 @@ import hashlib
 
 import msgspec
 
-from docora.deliver.content import BINARY_SNIFF_BYTES
+from docora.deliver.content import BINARY_SNIFF_BYTES, is_binary
 
 
 class BlobFacts(msgspec.Struct, frozen=True, array_like=True):
@@ -27,13 +27,7 @@ class MalformedBatchOutput(ValueError):
 
 def facts_of(content: memoryview | bytes) -> BlobFacts:
     """Facts of a whole blob held in memory."""
-    binary = b"\x00" in bytes(content[:BINARY_SNIFF_BYTES])
-    if not binary:
-        try:
-            codecs.utf_8_decode(content, "strict", True)
-        except UnicodeDecodeError:
-            binary = True
-    return BlobFacts(hashlib.sha256(content).hexdigest(), len(content), binary)
+    return BlobFacts(hashlib.sha256(content).hexdigest(), len(content), is_binary(content))
 
 
 class _Partial:
