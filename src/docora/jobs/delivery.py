@@ -33,9 +33,7 @@ async def deliver_watch(
     async with services.pool.connection() as conn:
         app = await apps.get_app(conn, app_id)
         repo = await state.load_repository(conn, repository_id)
-        watch = next(
-            (w for w in await state.load_watches(conn, repository_id) if w.app_id == app_id), None
-        )
+        watch = await state.load_watch(conn, repository_id, app_id)
         commit = await snapshots.current_commit(conn, repository_id)
     if app is None or repo is None or watch is None:
         return  # unwatched or deleted meanwhile: nothing more for this watch

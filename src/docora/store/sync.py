@@ -44,9 +44,14 @@ FROM repositories r LEFT JOIN snapshots s ON s.repository_id = r.id
 WHERE r.id = %s
 """
 
-SELECT_WATCHES = """
-SELECT app_id, status, commit_sha, generation, token_enc, verified_commit FROM watches
-WHERE repository_id = %s ORDER BY app_id
+_WATCH_COLUMNS = "app_id, status, commit_sha, generation, token_enc, verified_commit"
+
+SELECT_WATCHES = f"""
+SELECT {_WATCH_COLUMNS} FROM watches WHERE repository_id = %s ORDER BY app_id
+"""
+
+SELECT_WATCH = f"""
+SELECT {_WATCH_COLUMNS} FROM watches WHERE repository_id = %s AND app_id = %s
 """
 
 # The scheduler's tick: one range scan of watches_next_check_at_idx. Due watches are
@@ -125,6 +130,12 @@ async def load_watches(conn: AsyncConnection, repository_id: str) -> list[WatchS
     async with conn.cursor(row_factory=class_row(WatchState)) as cur:
         await cur.execute(SELECT_WATCHES, (repository_id,))
         return await cur.fetchall()
+
+
+async def load_watch(conn: AsyncConnection, repository_id: str, app_id: str) -> WatchState | None:
+    async with conn.cursor(row_factory=class_row(WatchState)) as cur:
+        await cur.execute(SELECT_WATCH, (repository_id, app_id))
+        return await cur.fetchone()
 
 
 async def claim_due_repositories(conn: AsyncConnection, *, rescan_ms: int, limit: int) -> list[str]:
