@@ -79,6 +79,7 @@ def create_app(settings: Settings, *, resolver: Resolver = system_resolver) -> L
         limiter=RateLimiter(settings.rate_limit_per_minute),
         auth_failures=RateLimiter(max(5, settings.rate_limit_per_minute // 10)),
         resolver=resolver,
+        trusted_proxies=settings.trusted_proxy_networks,
     )
 
     @contextlib.asynccontextmanager
@@ -107,7 +108,7 @@ def create_app(settings: Settings, *, resolver: Resolver = system_resolver) -> L
         request_max_body_size=MAX_BODY_BYTES,
         plugins=[StrictStructSchemaPlugin()],
         middleware=[
-            rate_limit_middleware(ctx.limiter, settings.trusted_proxy_networks),
+            rate_limit_middleware(ctx.limiter, ctx.trusted_proxies),
         ],
         debug=False,
         # Logging is configured once by the process (docora.runtime), not by Litestar.

@@ -38,7 +38,7 @@ def _fail(ctx: ApiContext, peer: str, message: str) -> NotAuthorizedException:
 
 async def authenticated_app(request: Request, db: NamedDependency[AsyncConnection]) -> AppRow:
     ctx: ApiContext = request.app.state.docora
-    peer = peer_address(request.scope, ctx.settings.trusted_proxy_networks)
+    peer = peer_address(request.scope, ctx.trusted_proxies)
     _refuse_if_brute_forcing(ctx, peer)
     token = bearer_token(request.scope)
     if token is None:
@@ -53,7 +53,7 @@ async def authenticated_app(request: Request, db: NamedDependency[AsyncConnectio
 
 async def admin_guard(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
     ctx: ApiContext = connection.app.state.docora
-    peer = peer_address(connection.scope, ctx.settings.trusted_proxy_networks)
+    peer = peer_address(connection.scope, ctx.trusted_proxies)
     _refuse_if_brute_forcing(ctx, peer)
     expected = ctx.settings.admin_token
     token = bearer_token(connection.scope)

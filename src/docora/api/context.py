@@ -24,6 +24,8 @@ class ApiContext:
     limiter: RateLimiter
     auth_failures: RateLimiter
     resolver: Resolver = system_resolver
+    # Parsed once: auth and the rate limiter look the peer up on every request.
+    trusted_proxies: tuple = ()
     started_at: float = field(default_factory=time.monotonic)
     pool: AsyncConnectionPool | None = None
     queue: JobQueue | None = None
