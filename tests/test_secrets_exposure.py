@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -72,4 +71,3 @@ def test_token_never_in_argv_logs_config_or_responses(settings, client, receiver
         assert TOKEN not in text and RECEIVER_KEY not in text
     for config in Path(settings.repos_base_path).rglob("config"):
         assert TOKEN not in config.read_text()
-    assert TOKEN not in os.environ.get("GIT_CONFIG_VALUE_0", "")
