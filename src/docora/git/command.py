@@ -68,6 +68,21 @@ def classify(stderr: str) -> GitErrorKind:
     return GitErrorKind.GIT
 
 
+AUTH_MESSAGE = "the host refused the credentials (token missing, wrong, expired or revoked)"
+
+
+def failure(stderr: str, command: str, secrets: Sequence[str] = ()) -> GitError:
+    """The GitError for a failed git command, with a message safe to show to clients.
+
+    For refused credentials git only talks about prompts and askpass helpers, which tells
+    a client nothing; the message says what happened instead.
+    """
+    kind = classify(stderr)
+    if kind is GitErrorKind.AUTH:
+        return GitError(kind, AUTH_MESSAGE)
+    return GitError(kind, redact(stderr, secrets) or f"git {command} failed")
+
+
 def redact(text: str, secrets: Sequence[str] = ()) -> str:
     for secret in secrets:
         if secret:
@@ -165,9 +180,7 @@ async def run_git_async(
         _kill(command)
         raise
     except sh.ErrorReturnCode as exc:
-        stderr = exc.stderr.decode(errors="replace")
-        message = redact(stderr, secrets) or f"git {args[0]} failed"
-        raise GitError(classify(stderr), message) from None
+        raise failure(exc.stderr.decode(errors="replace"), args[0], secrets) from None
     return str(command)
 
 

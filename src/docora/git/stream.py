@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-from docora.git.command import GitError, GitErrorKind, classify, git_environment, redact
+from docora.git.command import GitError, GitErrorKind, failure, git_environment
 
 READ_CHUNK = 1 << 20
 
@@ -45,8 +45,7 @@ async def records(
                 yield record
         stderr = await proc.stderr.read()
         if await proc.wait() != 0:
-            text = stderr.decode(errors="replace")
-            raise GitError(classify(text), redact(text) or f"git {args[0]} failed")
+            raise failure(stderr.decode(errors="replace"), args[0])
         if buffer:
             yield buffer
     finally:
@@ -130,8 +129,7 @@ async def cat_file_batch(mirror: Path, oids: Sequence[str]) -> AsyncIterator[byt
         await writer
         stderr = await proc.stderr.read()
         if await proc.wait() != 0:
-            text = stderr.decode(errors="replace")
-            raise GitError(classify(text), redact(text) or "git cat-file failed")
+            raise failure(stderr.decode(errors="replace"), "cat-file")
     finally:
         writer.cancel()
         if proc.returncode is None:
@@ -146,8 +144,7 @@ async def batch_check_sizes(mirror: Path, oids: Sequence[str]) -> dict[str, int]
     proc = await _start(["cat-file", "--batch-check"], mirror, stdin=True)
     out, err = await proc.communicate("".join(f"{oid}\n" for oid in oids).encode())
     if proc.returncode != 0:
-        text = err.decode(errors="replace")
-        raise GitError(classify(text), redact(text) or "git cat-file failed")
+        raise failure(err.decode(errors="replace"), "cat-file")
     sizes: dict[str, int] = {}
     for line in out.decode().splitlines():
         fields = line.split()
