@@ -142,3 +142,47 @@ def test_token_brute_force_is_stopped(make_settings):
             "/api/apps/onboard", json=BODY, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
         )
         assert r.status_code == 429  # the peer is blocked, even with the right token
+
+
+SSRF_BASE_URLS = [
+    "https://127.0.0.1/h",
+    "https://localhost/h",
+    "https://[::1]/h",
+    "https://0.0.0.0/h",
+    "https://169.254.169.254/latest/meta-data",
+    "https://10.1.2.3/h",
+    "https://172.16.5.4/h",
+    "https://172.31.0.1/h",
+    "https://192.168.0.1/h",
+    "https://100.64.0.1/h",
+    "https://[fc00::1]/h",
+    "https://[fd00::5]/h",
+    "https://[fe80::1]/h",
+    "https://[::ffff:127.0.0.1]/h",
+    "https://2130706433/h",
+    "https://0177.0.0.1/h",
+    "https://0x7f000001/h",
+    "https://127.1/h",
+]
+
+
+def test_ssrf_table_at_onboarding_and_update(make_settings):
+    """Literal and encoded private addresses, with the system resolver: all refused."""
+    settings = make_settings(ALLOW_PRIVATE_WEBHOOK_TARGETS="false")
+    with TestClient(create_app(settings)) as client:
+        for url in SSRF_BASE_URLS:
+            r = client.post(
+                "/api/apps/onboard", json={**BODY, "base_url": url}, headers=admin_headers()
+            )
+            assert r.status_code == 422, (url, r.text)
+            assert set(r.json()) == {"error"}
+    # An app whose base_url was public cannot be pointed inwards later either.
+    with TestClient(create_app(settings, resolver=public_resolver())) as client:
+        _, headers = onboard(client, base_url="https://hooks.example.com/x")
+    with TestClient(create_app(settings)) as client:
+        for url in SSRF_BASE_URLS:
+            r = client.patch("/api/apps/me", json={"base_url": url}, headers=headers)
+            assert r.status_code == 422, (url, r.text)
+        assert client.get("/api/apps/me", headers=headers).json()["base_url"] == (
+            "https://hooks.example.com/x"
+        )
