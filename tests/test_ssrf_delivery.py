@@ -79,3 +79,50 @@ def test_redirects_are_not_followed(make_settings, receiver, tmp_path):
         redirector.shutdown()
     assert status["last_error"].endswith("HTTP 307")
     assert receiver.state.events == []  # the redirect target never heard of it
+
+
+def test_connections_go_to_the_address_that_was_checked(make_settings, receiver, tmp_path):
+    """DNS rebinding: the name is public when the delivery job checks it and loopback when
+    the connection opens. The connection resolves and checks again, and refuses."""
+    repo = GitRepo(tmp_path / "r" / "acme")
+    repo.commit("v1", {"a.txt": "a"})
+    settings = make_settings(ALLOW_PRIVATE_WEBHOOK_TARGETS="false", MAX_RETRY_ATTEMPTS="1")
+    answers = iter(["93.184.216.34"])
+
+    async def rebinding(host, port):
+        return [next(answers, "127.0.0.1")]
+
+    api = create_app(settings, resolver=resolving_to("93.184.216.34"))
+    with TestClient(api) as client, BackgroundWorker(settings, resolver=rebinding):
+        _, headers = onboard(
+            client, base_url="https://rebind.example.test/x", client_auth_key=RECEIVER_KEY
+        )
+        rid = watch(client, headers, repo.url)
+        status = wait_status(client, headers, rid, "failed")
+    assert status["last_error"] == (
+        "delivery failed: create a.txt: webhook target refused: "
+        "base_url host 'rebind.example.test' resolves to a non-public address (127.0.0.1)"
+    )
+
+
+def test_the_connection_uses_docoras_resolution_not_a_second_lookup(
+    make_settings, receiver, tmp_path
+):
+    """The name below exists only in Docora's resolver: events arriving prove the socket was
+    opened to the address Docora resolved (and checked), not to a fresh system lookup."""
+    repo = GitRepo(tmp_path / "r" / "acme")
+    repo.commit("v1", {"a.txt": "a"})
+    settings = make_settings()
+    port = receiver.base_url.rsplit(":", 1)[1].split("/")[0]
+    name_only_docora_knows = resolving_to("127.0.0.1")
+    api = create_app(settings, resolver=name_only_docora_knows)
+    with TestClient(api) as client, BackgroundWorker(settings, resolver=name_only_docora_knows):
+        _, headers = onboard(
+            client,
+            base_url=f"http://hooks.docora-test.invalid:{port}/hooks",
+            client_auth_key=RECEIVER_KEY,
+        )
+        rid = watch(client, headers, repo.url)
+        wait_status(client, headers, rid, "synced")
+    assert receiver.state.files == {"a.txt": b"a"}
+    assert receiver.state.events[0].headers["host"] == f"hooks.docora-test.invalid:{port}"

@@ -59,7 +59,11 @@ async def run_worker(
         settings=settings,
         pool=pool,
         box=SecretBox(settings.key_bytes),
-        sender=WebhookSender(timeout_ms=settings.delivery_timeout_ms),
+        sender=WebhookSender(
+            timeout_ms=settings.delivery_timeout_ms,
+            allow_private=settings.allow_private_webhook_targets,
+            resolver=resolver,
+        ),
         resolver=resolver,
     )
     jobs = build_job_app(settings, services)

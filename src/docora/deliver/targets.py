@@ -69,13 +69,18 @@ def normalize_base_url(text: str, *, allow_private: bool) -> str:
 async def check_target(
     base_url: str, *, allow_private: bool, resolver: Resolver = system_resolver
 ) -> list[str]:
-    """Resolve base_url's host and refuse it when any address is not public.
-
-    Returns the resolved addresses so that a caller can pin the connection to them.
-    """
+    """Resolve base_url's host and refuse it when any address is not public."""
     parts = urlsplit(base_url)
-    host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
+    return await checked_addresses(
+        parts.hostname or "", port, allow_private=allow_private, resolver=resolver
+    )
+
+
+async def checked_addresses(
+    host: str, port: int, *, allow_private: bool, resolver: Resolver = system_resolver
+) -> list[str]:
+    """The addresses of host, all of them public (unless private targets are allowed)."""
     try:
         addresses = await resolver(host, port)
     except (OSError, UnicodeError):
