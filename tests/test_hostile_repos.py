@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import register_app, wait_status, watch
-from tests.gitrepo import GIT_ENV, git
+from tests.e2e import register_app, resync, wait_status, wait_synced, watch
+from tests.gitrepo import GIT_ENV, GitRepo, git
 
 
 @pytest.fixture
@@ -95,3 +95,20 @@ def test_hostile_names_and_links(client, worker, receiver, tmp_path):
     # Nothing outside the repository was read: /etc/passwd's content never travelled.
     passwd = Path("/etc/passwd").read_bytes()
     assert all(passwd not in e.raw for e in receiver.state.events)
+
+
+def test_empty_repository_syncs_to_nothing_then_follows_the_first_commit(
+    client, worker, receiver, tmp_path
+):
+    """A repository with no commits (its default branch is unborn): no events, no error;
+    the first push is delivered like any change."""
+    repo = GitRepo(tmp_path / "x", name="empty")
+    _, headers = register_app(client, receiver)
+    rid = watch(client, headers, repo.url)
+    status = wait_status(client, headers, rid, "synced")
+    assert status["commit_sha"] is None and status["last_error"] is None
+    assert status["files_delivered"] == 0 and receiver.state.events == []
+    head = repo.commit("first", {"a.txt": "a"})
+    resync(client, headers, rid)
+    wait_synced(client, headers, rid, head)
+    assert receiver.state.files == {"a.txt": b"a"}
