@@ -10,6 +10,7 @@ import pytest
 from litestar.testing import TestClient
 
 from docora.api.app import create_app
+from docora.jobs.delivery import INTERRUPTED
 from tests.conftest import RECEIVER_KEY, onboard
 from tests.e2e import register_app, wait_status, watch
 from tests.gitrepo import GitRepo, fast_import
@@ -64,3 +65,35 @@ def test_sigterm_during_a_sync_leaves_nothing_half_done(
         restarted.send_signal(signal.SIGTERM)
         restarted.wait(60)
     assert len(receiver.state.files) == 1500
+
+
+def test_sigterm_interrupting_a_long_delivery_says_so_and_resumes(
+    settings, client, receiver, db, tmp_path, encryption_key
+):
+    remote = tmp_path / "acme" / "r.git"
+    fast_import(remote, ((f"f{i:04d}.txt", f"{i}\n".encode()) for i in range(600)))
+    receiver.state.respond = lambda event, body: time.sleep(0.01)  # ~6 s of deliveries
+    _, headers = onboard(client, base_url=receiver.base_url, client_auth_key=RECEIVER_KEY)
+    rid = watch(client, headers, f"file://{remote}")
+    worker = start_worker(settings, encryption_key, SHUTDOWN_GRACE_MS="200")
+    receiver.wait_for(lambda s: len(s.files) >= 50, timeout=60)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(20) == 0
+    status = client.get(f"/api/repositories/{rid}", headers=headers).json()
+    assert status["status"] == "retrying" and status["last_error"] == INTERRUPTED
+    jobs = db.execute(
+        "SELECT status, count(*) FROM procrastinate_jobs "
+        "WHERE task_name = 'docora.deliver_watch' GROUP BY status"
+    ).fetchall()
+    # Handed back to run at once (a rescan may have queued one more behind it).
+    assert set(dict(jobs)) == {"todo"}
+    delivered = len(receiver.state.files)
+    assert delivered < 600
+    restarted = start_worker(settings, encryption_key)
+    try:
+        wait_status(client, headers, rid, "synced", timeout=120)
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        restarted.wait(60)
+    assert len(receiver.state.files) == 600
+    assert len(receiver.state.accepted()) - 600 <= 1 + 1 + 32  # in flight + unrecorded

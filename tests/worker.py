@@ -53,7 +53,9 @@ class BackgroundWorker:
             raise self.error
 
 
-def start_worker(settings, encryption_key: str, *, stderr=subprocess.DEVNULL) -> subprocess.Popen:
+def start_worker(
+    settings, encryption_key: str, *, stderr=subprocess.DEVNULL, **extra_env: str
+) -> subprocess.Popen:
     """`docora worker` as a real process on the test database (to kill, or to run several)."""
     env = {
         **os.environ,
@@ -67,6 +69,7 @@ def start_worker(settings, encryption_key: str, *, stderr=subprocess.DEVNULL) ->
         "MAX_RETRY_ATTEMPTS": "50",
         "WORKER_HEARTBEAT_MS": "300",
         "LOG_LEVEL": "warning",
+        **extra_env,
     }
     return subprocess.Popen(
         [sys.executable, "-m", "docora", "worker"],

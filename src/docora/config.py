@@ -53,6 +53,10 @@ class Settings(msgspec.Struct, rename="upper", kw_only=True, frozen=True):
     # Not in the original: how often a worker proves it is alive. A job whose worker has
     # been silent for six heartbeats is considered stalled (crashed) and retried.
     worker_heartbeat_ms: Annotated[int, msgspec.Meta(ge=100)] = 10_000
+    # Not in the original: on SIGTERM a worker stops taking jobs and lets running ones
+    # finish for this long; the rest are interrupted and retried. Keep it below the
+    # orchestrator's kill timeout (compose stop_grace_period, Kubernetes grace period).
+    shutdown_grace_ms: Annotated[int, msgspec.Meta(ge=0)] = 30_000
 
     @property
     def stalled_after_s(self) -> float:

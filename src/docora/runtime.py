@@ -24,7 +24,6 @@ from docora.jobs.services import Services
 
 log = logging.getLogger("docora")
 
-SHUTDOWN_GRACE_S = 30.0
 RESTART_FIRST_WAIT_S = 0.5
 RESTART_LONGEST_WAIT_S = 10.0
 RESTART_HEALTHY_S = 60.0
@@ -106,7 +105,7 @@ async def _work_until_stopped(
         jobs.run_worker_async(
             concurrency=settings.scan_concurrency,
             install_signal_handlers=False,
-            shutdown_graceful_timeout=SHUTDOWN_GRACE_S,
+            shutdown_graceful_timeout=settings.shutdown_grace_ms / 1000,
             name="docora-worker",
             update_heartbeat_interval=settings.worker_heartbeat_ms / 1000,
             stalled_worker_timeout=settings.stalled_after_s,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
@@ -23,6 +25,8 @@ from docora.store.apps import AppRow
 from docora.store.sync import RepositoryState, WatchState
 
 log = logging.getLogger(__name__)
+
+INTERRUPTED = "interrupted: the worker stopped; the delivery resumes where it left off"
 
 
 async def deliver_watch(
@@ -60,6 +64,14 @@ async def deliver_watch(
                 )
     except WatchGone:
         return
+    except asyncio.CancelledError:
+        # The worker is shutting down: say so rather than leave the watch `scanning`
+        # with nobody working on it. The job is retried at once by the next worker.
+        with contextlib.suppress(Exception):
+            await asyncio.shield(
+                _set(services, repo, watch, "retrying", watch_error=INTERRUPTED, attempt=attempt)
+            )
+        raise
     except (DeliveryFailed, GitError, UnsafeTarget, DecryptionError) as exc:
         final = attempt >= settings.max_retry_attempts
         await _set(

@@ -5,6 +5,8 @@ Procrastinate's job.attempts is the single attempt counter; watch.retry_count mi
 
 from __future__ import annotations
 
+import asyncio
+
 from procrastinate import BaseRetryStrategy, RetryDecision
 from procrastinate.jobs import Job
 
@@ -18,6 +20,10 @@ class DoublingRetry(BaseRetryStrategy):
         return self.base_delay_ms * 2 ** (attempt - 1)
 
     def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
+        if isinstance(exception, asyncio.CancelledError):
+            # Interrupted by a worker shutdown: not the job's failure, so no waiting and
+            # no giving up (Procrastinate still counts the attempt).
+            return RetryDecision(retry_in={"seconds": 0})
         attempt = job.attempts + 1  # the attempt that just failed, counting from 1
         if attempt >= self.max_attempts:
             return None
