@@ -21,6 +21,7 @@ from tests.worker import start_worker
 FILES = 3000
 CONCURRENCY = 4
 UNRECORDED_MAX = 32
+KILLS = 12
 
 
 @pytest.mark.slow
@@ -39,16 +40,16 @@ def test_kill_9_during_initial_sync_loses_nothing(
     )
     rid = watch(client, headers, f"file://{remote}")
     rnd = random.Random(42)
-    kills = 0
-    while kills < 12:
+    for kill in range(KILLS):
         worker = start_worker(settings, encryption_key)
-        time.sleep(rnd.uniform(0.4, 1.6))
+        if kill % 3 == 0:
+            time.sleep(rnd.uniform(0.2, 1.2))  # during startup, fetch, scan or first sends
+        else:
+            _wait_for_progress(receiver, rnd.randint(30, 200))
         worker.send_signal(signal.SIGKILL)
         worker.wait()
-        kills += 1
-        if len(receiver.state.files) == FILES:
-            break
-    assert kills >= 10, "the sync finished before ten kills; make the repository larger"
+    # Every kill landed in the middle of the sync, not after it.
+    assert len(receiver.state.files) < FILES
     worker = start_worker(settings, encryption_key)
     try:
         deadline = time.monotonic() + 300
@@ -65,8 +66,16 @@ def test_kill_9_during_initial_sync_loses_nothing(
     assert receiver.state.shas == expected  # every path at its final sha, nothing extra
     accepted = len(receiver.state.accepted())
     resent = accepted - FILES
-    bound = kills * (2 * CONCURRENCY + UNRECORDED_MAX)
-    print(f"{kills} kills, {accepted} accepted events, {resent} resent (bound {bound})")
+    bound = KILLS * (2 * CONCURRENCY + UNRECORDED_MAX)
+    print(f"{KILLS} kills, {accepted} accepted events, {resent} resent (bound {bound})")
     assert 0 <= resent <= bound
     status = client.get(f"/api/repositories/{rid}", headers=headers).json()
     assert status["files_delivered"] == FILES and status["pending_changes"] == 0
+
+
+def _wait_for_progress(receiver, events: int, timeout: float = 30.0) -> None:
+    """Until the receiver holds `events` more files, so the kill lands mid-delivery."""
+    target = len(receiver.state.files) + events
+    deadline = time.monotonic() + timeout
+    while len(receiver.state.files) < target and time.monotonic() < deadline:
+        time.sleep(0.005)

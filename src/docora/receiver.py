@@ -82,20 +82,20 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
 
-    def do_POST(self) -> None:
-        # The sender may go away mid-request (a killed worker): nothing to answer then.
+    def handle(self) -> None:
+        # The sender may go away at any point (a killed worker): nothing to answer then.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self._handle()
+            super().handle()
 
-    def _handle(self) -> None:
+    def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         event = self.path.rsplit("/", 1)[-1]
         headers = {k.lower(): v for k, v in self.headers.items()}
         state = self.server.state
         try:
             body = json.loads(raw)
-        except ValueError:
-            self._answer(400)
+        except ValueError:  # a truncated body: the sender died mid-request
+            self._answer(400, b'{"error":"body is not JSON"}')
             return
         status = state.respond(event, body) or 200
         with state.lock:
@@ -106,7 +106,10 @@ class _Handler(BaseHTTPRequestHandler):
                 _apply(state, event, body)
         if state.on_event is not None:
             state.on_event(received)
-        payload = b'{"ok":true}'
+        self._answer(status, b'{"ok":true}')
+
+    def _answer(self, status: int, payload: bytes) -> None:
+        # One write per response: with TCP_NODELAY, no Nagle delay between head and body.
         self.wfile.write(
             f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(payload)}\r\n\r\n".encode()
