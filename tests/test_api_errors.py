@@ -1,3 +1,5 @@
+import time
+
 from litestar import get
 from litestar.testing import TestClient
 
@@ -52,6 +54,19 @@ def test_health_is_503_when_postgres_is_unreachable(make_settings, tmp_path):
         r = client.get("/health")
     assert r.status_code == 503
     assert r.json()["status"] == "unavailable" and r.json()["database"] == "unavailable"
+
+
+def test_api_answers_503_while_postgres_is_unreachable(make_settings, tmp_path):
+    settings = make_settings(
+        DATABASE_URL=f"postgresql://postgres@/postgres?host={tmp_path}&connect_timeout=1"
+    )
+    with TestClient(create_app(settings)) as client:
+        started = time.monotonic()
+        r = client.get("/api/apps/me", headers={"Authorization": "Bearer docora_" + "0" * 64})
+        waited = time.monotonic() - started
+    assert r.status_code == 503 and r.json() == {"error": "Database unavailable, retry later"}
+    assert r.headers["retry-after"] == "5"
+    assert waited < 10
 
 
 def test_openapi_describes_every_route_auth_and_errors(client):

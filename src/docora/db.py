@@ -14,7 +14,9 @@ from psycopg_pool import AsyncConnectionPool
 log = logging.getLogger(__name__)
 
 
-async def open_pool(url: str, *, max_size: int = 10, name: str = "docora") -> AsyncConnectionPool:
+async def open_pool(
+    url: str, *, max_size: int = 10, name: str = "docora", timeout_s: float = 10.0
+) -> AsyncConnectionPool:
     """An autocommit pool: every write that must be atomic opens an explicit transaction.
 
     `check` replaces connections that died (a Postgres restart) before handing them out.
@@ -27,7 +29,7 @@ async def open_pool(url: str, *, max_size: int = 10, name: str = "docora") -> As
         check=AsyncConnectionPool.check_connection,
         name=name,
         open=False,
-        timeout=10,
+        timeout=timeout_s,
         reconnect_timeout=0,
     )
     await pool.open(wait=False)

@@ -34,6 +34,8 @@ from docora.jobs.app import build_job_app
 from docora.jobs.queue import JobQueue
 
 MAX_BODY_BYTES = 1024 * 1024
+# How long a request waits for a database connection before it gets 503.
+DATABASE_WAIT_S = 5.0
 
 
 class StrictStructSchemaPlugin(StructSchemaPlugin):
@@ -84,7 +86,9 @@ def create_app(settings: Settings, *, resolver: Resolver = system_resolver) -> L
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        ctx.pool = await open_pool(settings.database_url, name="docora-api")
+        ctx.pool = await open_pool(
+            settings.database_url, name="docora-api", timeout_s=DATABASE_WAIT_S
+        )
         jobs = build_job_app(settings)
         await jobs.open_async(ctx.pool)
         ctx.queue = JobQueue(jobs)

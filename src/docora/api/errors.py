@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
@@ -51,7 +52,17 @@ def internal_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(500, "Internal server error")
 
 
+def database_unavailable_handler(request: Request, exc: psycopg.OperationalError) -> Response:
+    # Postgres is down or restarting (PoolTimeout is an OperationalError too); the client
+    # should retry shortly. Only the class is logged: the message may name the server.
+    log.warning(
+        "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
+    )
+    return error_response(503, "Database unavailable, retry later", {"Retry-After": "5"})
+
+
 EXCEPTION_HANDLERS = {
     HTTPException: http_exception_handler,
+    psycopg.OperationalError: database_unavailable_handler,
     Exception: internal_error_handler,
 }
