@@ -14,6 +14,7 @@ from tests.gitrepo import GitRepo
 from tests.worker import BackgroundWorker
 
 TOKEN = "glpat-very-secret-token-0123456789"
+WRONG_TOKEN = "glpat-wrong-secret-token-9876543210"
 
 
 def _all_cmdlines() -> list[str]:
@@ -54,8 +55,22 @@ def test_token_never_in_argv_logs_config_or_responses(settings, client, receiver
             assert r.status_code == 201
             rid = r.json()["repository_id"]
             wait_status(client, headers, rid, "synced")
+            # The error paths must not echo a token either.
+            wrong = client.post(
+                "/api/repositories",
+                json={"github_url": url, "github_token": WRONG_TOKEN},
+                headers=headers,
+            )
+            wrong_update = client.patch(
+                f"/api/repositories/{rid}/token",
+                json={"github_token": WRONG_TOKEN},
+                headers=headers,
+            )
+            assert wrong.status_code == 404 and wrong_update.status_code == 422
             outputs = [
                 r.text,
+                wrong.text,
+                wrong_update.text,
                 client.get(f"/api/repositories/{rid}", headers=headers).text,
                 client.get("/api/deliveries", headers=headers).text,
             ]
@@ -64,10 +79,11 @@ def test_token_never_in_argv_logs_config_or_responses(settings, client, receiver
         stop.set()
         spy.join()
     assert any("ls-remote" in line or "fetch" in line for line in seen)  # git was observed
-    assert not [line for line in seen if TOKEN in line]
-    logged = "\n".join(record.getMessage() for record in caplog.records)
-    assert TOKEN not in logged and RECEIVER_KEY not in logged
-    for text in outputs:
-        assert TOKEN not in text and RECEIVER_KEY not in text
+    assert not [line for line in seen if TOKEN in line or WRONG_TOKEN in line]
+    logged = caplog.text  # messages and any formatted tracebacks
+    for secret in (TOKEN, WRONG_TOKEN, RECEIVER_KEY):
+        assert secret not in logged
+        for text in outputs:
+            assert secret not in text
     for config in Path(settings.repos_base_path).rglob("config"):
         assert TOKEN not in config.read_text()
