@@ -16,7 +16,7 @@ from tests.githttp import GitHttpServer
 from tests.gitrepo import GitRepo, git
 from tests.receiver import ReceiverServer
 
-COOLDOWN_MS = 6000
+COOLDOWN_MS = 8000  # long enough to restore the branch before a second trial
 
 
 @pytest.fixture
