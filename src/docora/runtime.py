@@ -127,8 +127,14 @@ async def _work_until_stopped(
     except asyncio.CancelledError:
         return "stopped"
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}".strip()
-    return "a side task lost the database"
+        return _one_line(exc)
+    return "one of its side tasks failed, logged above"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    cause = f" ({type(exc.__cause__).__name__})" if exc.__cause__ else ""
+    return f"{type(exc).__name__}: {text}{cause}" if text else f"{type(exc).__name__}{cause}"
 
 
 async def run_api(
