@@ -32,6 +32,11 @@ def lost_connection(exc: BaseException) -> bool:
     return isinstance(exc.__cause__, psycopg.OperationalError)
 
 
+def already_moved_on(exc: BaseException) -> bool:
+    """Procrastinate's functions RAISE when the job is no longer in the status they expect."""
+    return isinstance(exc.__cause__, psycopg.errors.RaiseException)
+
+
 class PatientConnector(procrastinate.PsycopgConnector):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -48,7 +53,7 @@ class PatientConnector(procrastinate.PsycopgConnector):
             try:
                 return await super().execute_query_async(query, **arguments)
             except exceptions.ConnectorException as exc:
-                if interrupted and not lost_connection(exc):
+                if interrupted and already_moved_on(exc):
                     log.info("job %s: outcome recorded before the connection broke", job_id)
                     return None
                 if not lost_connection(exc) or self.stopping:

@@ -1,0 +1,110 @@
+"""PatientConnector against the real test database, with connection failures injected
+between it and Procrastinate's own connector."""
+
+from __future__ import annotations
+
+import procrastinate
+import psycopg
+import pytest
+from procrastinate import exceptions
+from procrastinate.jobs import Status
+
+from docora.db import open_pool
+from docora.jobs import connector as patient_module
+from docora.jobs.connector import PatientConnector
+
+
+class Injected(procrastinate.PsycopgConnector):
+    """Fails outcome queries as scripted: "down" before running them (Postgres was
+    unreachable), "lost" after running them (the reply never arrived), "bug" before."""
+
+    script: list[str]
+
+    async def execute_query_async(self, query, **arguments):
+        if query not in patient_module.OUTCOME_QUERIES or not self.script:
+            return await super().execute_query_async(query, **arguments)
+        step = self.script.pop(0)
+        if step == "lost":
+            await super().execute_query_async(query, **arguments)
+        if step == "bug":
+            raise exceptions.ConnectorException from psycopg.errors.UndefinedTable("boom")
+        raise exceptions.ConnectorException from psycopg.OperationalError("server closed")
+
+
+class Scripted(PatientConnector, Injected):
+    """PatientConnector's super() is now Injected, then Procrastinate's connector."""
+
+
+@pytest.fixture(autouse=True)
+def no_waiting(monkeypatch):
+    monkeypatch.setattr(patient_module, "FIRST_WAIT_S", 0.001)
+
+
+async def running_job(url: str, script: list[str]):
+    pool = await open_pool(url)
+    connector = Scripted()
+    connector.script = script
+    app = procrastinate.App(connector=connector)
+    await app.open_async(pool)
+    await app.configure_task("tests.noop").defer_async()
+    worker_id = await app.job_manager.register_worker()
+    job = await app.job_manager.fetch_job(queues=None, worker_id=worker_id)
+    assert job is not None and job.status == "doing"
+    return pool, app, connector, job
+
+
+async def status_of(app, job) -> Status:
+    return await app.job_manager.get_job_status_async(job.id)
+
+
+async def close(pool, app) -> None:
+    await app.close_async()
+    await pool.close()
+
+
+async def test_outcome_waits_for_the_database_then_is_recorded(database_url):
+    pool, app, _, job = await running_job(database_url, ["down", "down", "down"])
+    try:
+        await app.job_manager.finish_job(job, status=Status.SUCCEEDED, delete_job=False)
+        assert await status_of(app, job) == Status.SUCCEEDED
+    finally:
+        await close(pool, app)
+
+
+async def test_outcome_recorded_before_the_reply_was_lost_is_not_an_error(database_url):
+    pool, app, _, job = await running_job(database_url, ["lost"])
+    try:
+        await app.job_manager.finish_job(job, status=Status.SUCCEEDED, delete_job=False)
+        assert await status_of(app, job) == Status.SUCCEEDED
+    finally:
+        await close(pool, app)
+
+
+async def test_retry_decision_survives_an_outage_too(database_url):
+    pool, app, _, job = await running_job(database_url, ["down", "lost"])
+    try:
+        await app.job_manager.retry_job(job)
+        assert await status_of(app, job) == Status.TODO
+    finally:
+        await close(pool, app)
+
+
+async def test_other_errors_are_not_retried(database_url):
+    pool, app, _, job = await running_job(database_url, ["bug"])
+    try:
+        with pytest.raises(exceptions.ConnectorException):
+            await app.job_manager.finish_job(job, status=Status.SUCCEEDED, delete_job=False)
+        assert await status_of(app, job) == Status.DOING
+    finally:
+        await close(pool, app)
+
+
+async def test_a_stopping_worker_does_not_wait(database_url):
+    pool, app, connector, job = await running_job(database_url, ["down"])
+    connector.stopping = True
+    try:
+        with pytest.raises(exceptions.ConnectorException):
+            await app.job_manager.finish_job(job, status=Status.SUCCEEDED, delete_job=False)
+        assert await status_of(app, job) == Status.DOING  # left to the stalled-job check
+    finally:
+        await close(pool, app)
