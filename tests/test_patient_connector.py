@@ -3,6 +3,8 @@ between it and Procrastinate's own connector."""
 
 from __future__ import annotations
 
+import contextlib
+
 import procrastinate
 import psycopg
 import pytest
@@ -40,71 +42,57 @@ def no_waiting(monkeypatch):
     monkeypatch.setattr(patient_module, "FIRST_WAIT_S", 0.001)
 
 
+@contextlib.asynccontextmanager
 async def running_job(url: str, script: list[str]):
+    """A job in `doing`, and the app whose connector fails its outcome query as scripted."""
     pool = await open_pool(url)
     connector = Scripted()
     connector.script = script
     app = procrastinate.App(connector=connector)
     await app.open_async(pool)
-    await app.configure_task("tests.noop").defer_async()
-    worker_id = await app.job_manager.register_worker()
-    job = await app.job_manager.fetch_job(queues=None, worker_id=worker_id)
-    assert job is not None and job.status == "doing"
-    return pool, app, connector, job
+    try:
+        await app.configure_task("tests.noop").defer_async()
+        worker_id = await app.job_manager.register_worker()
+        job = await app.job_manager.fetch_job(queues=None, worker_id=worker_id)
+        assert job is not None and job.status == "doing"
+        yield app, connector, job
+    finally:
+        await app.close_async()
+        await pool.close()
 
 
-async def status_of(app, job) -> Status:
+async def finish(app, job) -> Status:
+    await app.job_manager.finish_job(job, status=Status.SUCCEEDED, delete_job=False)
     return await app.job_manager.get_job_status_async(job.id)
 
 
-async def close(pool, app) -> None:
-    await app.close_async()
-    await pool.close()
-
-
 async def test_outcome_waits_for_the_database_then_is_recorded(database_url):
-    pool, app, _, job = await running_job(database_url, ["down", "down", "down"])
-    try:
-        await app.job_manager.finish_job(job, status=Status.SUCCEEDED, delete_job=False)
-        assert await status_of(app, job) == Status.SUCCEEDED
-    finally:
-        await close(pool, app)
+    async with running_job(database_url, ["down", "down", "down"]) as (app, _, job):
+        assert await finish(app, job) == Status.SUCCEEDED
 
 
 async def test_outcome_recorded_before_the_reply_was_lost_is_not_an_error(database_url):
-    pool, app, _, job = await running_job(database_url, ["lost"])
-    try:
-        await app.job_manager.finish_job(job, status=Status.SUCCEEDED, delete_job=False)
-        assert await status_of(app, job) == Status.SUCCEEDED
-    finally:
-        await close(pool, app)
+    async with running_job(database_url, ["lost"]) as (app, _, job):
+        assert await finish(app, job) == Status.SUCCEEDED
 
 
 async def test_retry_decision_survives_an_outage_too(database_url):
-    pool, app, _, job = await running_job(database_url, ["down", "lost"])
-    try:
+    async with running_job(database_url, ["down", "lost"]) as (app, _, job):
         await app.job_manager.retry_job(job)
-        assert await status_of(app, job) == Status.TODO
-    finally:
-        await close(pool, app)
+        assert await app.job_manager.get_job_status_async(job.id) == Status.TODO
 
 
 async def test_other_errors_are_not_retried(database_url):
-    pool, app, _, job = await running_job(database_url, ["bug"])
-    try:
+    async with running_job(database_url, ["bug"]) as (app, _, job):
         with pytest.raises(exceptions.ConnectorException):
-            await app.job_manager.finish_job(job, status=Status.SUCCEEDED, delete_job=False)
-        assert await status_of(app, job) == Status.DOING
-    finally:
-        await close(pool, app)
+            await finish(app, job)
+        assert await app.job_manager.get_job_status_async(job.id) == Status.DOING
 
 
 async def test_a_stopping_worker_does_not_wait(database_url):
-    pool, app, connector, job = await running_job(database_url, ["down"])
-    connector.stopping = True
-    try:
+    async with running_job(database_url, ["down"]) as (app, connector, job):
+        connector.stopping = True
         with pytest.raises(exceptions.ConnectorException):
-            await app.job_manager.finish_job(job, status=Status.SUCCEEDED, delete_job=False)
-        assert await status_of(app, job) == Status.DOING  # left to the stalled-job check
-    finally:
-        await close(pool, app)
+            await finish(app, job)
+        # Left `doing` for the stalled-job check once this worker is gone.
+        assert await app.job_manager.get_job_status_async(job.id) == Status.DOING
