@@ -114,9 +114,7 @@ async def _work_until_stopped(
             fetch_job_polling_interval=min(5.0, max(0.2, settings.retry_base_delay_ms / 1000)),
         )
     )
-    stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait({stopper, worker}, return_when=asyncio.FIRST_COMPLETED)
-    stopper.cancel()
+    await _first_of(stop, worker)
     if not worker.done():
         connector = jobs.connector
         assert isinstance(connector, PatientConnector)
@@ -169,12 +167,17 @@ async def _notify_when_started(server: uvicorn.Server, on_ready: Callable[[], No
     on_ready()
 
 
-async def _until(stop: asyncio.Event, task: asyncio.Task) -> None:
-    """Return when asked to stop, or re-raise if the task ends on its own."""
+async def _first_of(stop: asyncio.Event, task: asyncio.Task) -> None:
+    """Return when asked to stop or when the task ends, whichever comes first."""
     stopper = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait({stopper, task}, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait({stopper, task}, return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
-    if task in done:
+
+
+async def _until(stop: asyncio.Event, task: asyncio.Task) -> None:
+    """Return when asked to stop, or stop everything (re-raising) if the task ends first."""
+    await _first_of(stop, task)
+    if task.done():
         stop.set()
         task.result()
 
