@@ -39,7 +39,9 @@ def _clear_stale_locks(mirror: Path) -> None:
     holds the repository's job lock; without this, one `kill -9` during a fetch would
     fail every later fetch ("shallow.lock: File exists").
     """
-    for lock in mirror.rglob("*.lock"):
+    # git takes its locks beside what it writes: top-level files (shallow, HEAD, config,
+    # packed-refs) and refs. The object store, which can hold many loose files, is not walked.
+    for lock in [*mirror.glob("*.lock"), *(mirror / "refs").rglob("*.lock")]:
         lock.unlink(missing_ok=True)
 
 
