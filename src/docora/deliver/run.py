@@ -78,9 +78,8 @@ class WatchDelivery:
         order. Up to `concurrency` requests of one group are in flight; a group starts once
         the previous one is fully acknowledged. Raises DeliveryFailed at the first failure
         (what was acknowledged stays recorded, so a retry resumes)."""
-        slots = max(1, self.target.concurrency)
         async with AckRecorder(
-            self.pool, generation=self.watch.generation, max_pending=slots + UNRECORDED_MAX
+            self.pool, generation=self.watch.generation, max_pending=self._slots + UNRECORDED_MAX
         ) as self._recorder:
             for event in GROUP_ORDER:
                 await self._run_group(event)
@@ -90,8 +89,7 @@ class WatchDelivery:
         """One preparer reads blobs and builds bodies ahead, in path order, while up to
         `concurrency` senders post them: preparing the next event overlaps the wait for
         the current answer."""
-        slots = max(1, self.target.concurrency)
-        ready: asyncio.Queue[Prepared | None] = asyncio.Queue(maxsize=slots * 2)
+        ready: asyncio.Queue[Prepared | None] = asyncio.Queue(maxsize=self._slots * 2)
         failures: list[BaseException] = []
 
         async def sender() -> None:
@@ -110,7 +108,7 @@ class WatchDelivery:
                     except Exception as exc:  # re-raised below, once every slot is idle
                         failures.append(exc)
 
-        senders = [asyncio.create_task(sender()) for _ in range(slots)]
+        senders = [asyncio.create_task(sender()) for _ in range(self._slots)]
         try:
             async with BlobReader(self.mirror) as blobs:
                 async for change in self._pending(event):
@@ -125,6 +123,11 @@ class WatchDelivery:
             await asyncio.gather(*senders)
         if failures:
             raise failures[0]
+
+    @property
+    def _slots(self) -> int:
+        """Requests in flight at once (the app's delivery_concurrency)."""
+        return max(1, self.target.concurrency)
 
     def _is_chunked(self, change: Change) -> bool:
         return change.is_binary and change.size > self.chunks.threshold_bytes
