@@ -3,13 +3,13 @@ redirects are never followed."""
 
 from __future__ import annotations
 
-import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 from litestar.testing import TestClient
 
 from docora.api.app import create_app
+from docora.receiver import NoDelayHandler
 from tests.conftest import RECEIVER_KEY, onboard
 from tests.e2e import wait_status, watch
 from tests.gitrepo import GitRepo
@@ -41,16 +41,8 @@ def test_a_name_that_now_resolves_to_loopback_is_refused(make_settings, tmp_path
     assert status["files_delivered"] == 0
 
 
-class _Redirect(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Redirect(NoDelayHandler):
     target = ""
-
-    def setup(self):
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, *args):
-        pass
 
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
