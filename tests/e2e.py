@@ -19,15 +19,33 @@ def watch(client: TestClient, headers: dict[str, str], url: str, **extra) -> str
     return r.json()["repository_id"]
 
 
-def wait_status(client, headers, rid, status, timeout=30.0) -> dict:
+def wait_until(predicate, timeout: float, what, interval: float = 0.05) -> None:
+    """Poll until predicate() holds; past the timeout fail with `what` (text, or a callable
+    giving it, so the message can show the last state seen)."""
     deadline = time.monotonic() + timeout
-    body: dict = {}
-    while time.monotonic() < deadline:
-        body = client.get(f"/api/repositories/{rid}", headers=headers).json()
-        if body.get("status") == status:
-            return body
-        time.sleep(0.05)
-    raise AssertionError(f"watch never became {status}: {body}")
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise AssertionError(what() if callable(what) else what)
+        time.sleep(interval)
+
+
+def _wait_for_watch(client, headers, rid, accept, timeout: float, what: str) -> dict:
+    seen: dict = {}
+
+    def check() -> bool:
+        seen.clear()
+        seen.update(client.get(f"/api/repositories/{rid}", headers=headers).json())
+        return accept(seen)
+
+    wait_until(check, timeout, lambda: f"watch {what}: {seen}")
+    return seen
+
+
+def wait_status(client, headers, rid, status, timeout=30.0) -> dict:
+    def accept(body: dict) -> bool:
+        return body.get("status") == status
+
+    return _wait_for_watch(client, headers, rid, accept, timeout, f"never became {status}")
 
 
 def resync(client, headers, rid) -> None:
@@ -35,25 +53,20 @@ def resync(client, headers, rid) -> None:
 
 
 def wait_synced(client, headers, rid, commit: str, timeout=30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    body: dict = {}
-    while time.monotonic() < deadline:
-        body = client.get(f"/api/repositories/{rid}", headers=headers).json()
-        if body.get("status") == "synced" and body.get("commit_sha") == commit:
-            return body
-        time.sleep(0.05)
-    raise AssertionError(f"watch never synced at {commit}: {body}")
+    def accept(body: dict) -> bool:
+        return body.get("status") == "synced" and body.get("commit_sha") == commit
+
+    return _wait_for_watch(client, headers, rid, accept, timeout, f"never synced at {commit}")
 
 
 def wait_quiet(db, timeout=30.0) -> None:
     """Until no sync, delivery or alert job is waiting or running."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def idle() -> bool:
         busy = db.execute(
             "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing') "
             "AND task_name <> 'docora.schedule' AND (scheduled_at IS NULL OR scheduled_at <= now())"
         ).fetchone()[0]
-        if busy == 0:
-            return
-        time.sleep(0.05)
-    raise AssertionError("jobs still busy")
+        return busy == 0
+
+    wait_until(idle, timeout, "jobs still busy")

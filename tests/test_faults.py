@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.conftest import RECEIVER_KEY, onboard
-from tests.e2e import watch
+from tests.e2e import wait_until, watch
 from tests.gitrepo import fast_import
 from tests.worker import start_worker
 
@@ -52,13 +52,12 @@ def test_kill_9_during_initial_sync_loses_nothing(
     assert len(receiver.state.files) < FILES
     worker = start_worker(settings, encryption_key)
     try:
-        deadline = time.monotonic() + 300
-        while True:
+
+        def synced() -> bool:
             status = db.execute("SELECT status FROM watches").fetchone()[0]
-            if status == "synced" and len(receiver.state.files) == FILES:
-                break
-            assert time.monotonic() < deadline, f"not synced after the kills: {status}"
-            time.sleep(0.2)
+            return status == "synced" and len(receiver.state.files) == FILES
+
+        wait_until(synced, 300, "not synced after the kills", interval=0.2)
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(60)

@@ -6,7 +6,15 @@ import time
 
 import pytest
 
-from tests.e2e import register_app, resync, wait_quiet, wait_status, wait_synced, watch
+from tests.e2e import (
+    register_app,
+    resync,
+    wait_quiet,
+    wait_status,
+    wait_synced,
+    wait_until,
+    watch,
+)
 from tests.gitrepo import fast_import
 
 
@@ -95,10 +103,12 @@ def test_a_100k_file_repository_syncs(make_settings, db, tmp_path):
                 client, base_url=f"http://127.0.0.1:{port}/hooks", delivery_concurrency=32
             )
             rid = watch(client, headers, f"file://{remote}")
-            deadline = time.monotonic() + 800
-            while db.execute("SELECT status FROM watches").fetchone()[0] != "synced":
-                assert time.monotonic() < deadline, "100k repository did not sync"
-                time.sleep(1)
+            wait_until(
+                lambda: db.execute("SELECT status FROM watches").fetchone()[0] == "synced",
+                800,
+                "100k repository did not sync",
+                interval=1,
+            )
             status = client.get(f"/api/repositories/{rid}", headers=headers).json()
         received = httpx.get(f"http://127.0.0.1:{port}/_stats").json()["count"]
     finally:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.conftest import RECEIVER_KEY, onboard
-from tests.e2e import watch
+from tests.e2e import wait_until, watch
 from tests.gitrepo import fast_import
 from tests.worker import start_worker
 
@@ -39,10 +39,15 @@ def test_workers_share_the_work_without_overlap(
             for headers in apps:
                 watch(client, headers, f"file://{remote}")
                 expected += 100
-        deadline = time.monotonic() + 120
-        while db.execute("SELECT count(*) FROM watches WHERE status = 'synced'").fetchone()[0] < 8:
-            assert time.monotonic() < deadline, "not all watches synced"
-            time.sleep(0.2)
+        wait_until(
+            lambda: (
+                db.execute("SELECT count(*) FROM watches WHERE status = 'synced'").fetchone()[0]
+                == 8
+            ),
+            120,
+            "not all watches synced",
+            interval=0.2,
+        )
         time.sleep(2.5)  # let a few scheduler ticks pass
     finally:
         for worker in workers:

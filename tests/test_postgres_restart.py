@@ -21,7 +21,7 @@ from docora.config import load_settings
 from docora.migrate import apply_migrations
 from tests import pg
 from tests.conftest import ADMIN_TOKEN, RECEIVER_KEY, onboard
-from tests.e2e import watch
+from tests.e2e import wait_until, watch
 from tests.gitrepo import fast_import
 from tests.worker import start_worker
 
@@ -39,13 +39,6 @@ def restartable():
             yield server
         finally:
             server.close()
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 def health(client: TestClient) -> int:
@@ -86,7 +79,7 @@ def test_postgres_restart_during_a_sync(restartable, receiver, tmp_path):
             rid = watch(client, headers, f"file://{remote}")
             for outage in range(OUTAGES):
                 seen = len(receiver.state.files)
-                wait_for(
+                wait_until(
                     lambda seen=seen: len(receiver.state.files) > seen + 100,
                     60,
                     f"no progress before outage {outage + 1}",
@@ -97,14 +90,14 @@ def test_postgres_restart_during_a_sync(restartable, receiver, tmp_path):
                 assert health(client) == 503
                 assert worker.poll() is None, "the worker died with the database"
                 restartable.start()
-                wait_for(lambda: health(client) == 200, 30, "the API did not reconnect")
+                wait_until(lambda: health(client) == 200, 30, "the API did not reconnect")
             assert len(receiver.state.files) < FILES, "the sync finished before the outages"
 
             def synced() -> bool:
                 body = client.get(f"/api/repositories/{rid}", headers=headers).json()
                 return body["status"] == "synced" and len(receiver.state.files) == FILES
 
-            wait_for(synced, 240, "the worker did not finish the sync after Postgres came back")
+            wait_until(synced, 240, "the worker did not finish the sync after Postgres came back")
             body = client.get(f"/api/repositories/{rid}", headers=headers).json()
     except BaseException:
         log.flush()

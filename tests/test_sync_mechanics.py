@@ -9,7 +9,15 @@ import subprocess
 import pytest
 
 from docora.scan import transforms
-from tests.e2e import register_app, resync, wait_quiet, wait_status, wait_synced, watch
+from tests.e2e import (
+    register_app,
+    resync,
+    wait_quiet,
+    wait_status,
+    wait_synced,
+    wait_until,
+    watch,
+)
 from tests.gitrepo import GitRepo
 
 
@@ -29,18 +37,14 @@ def test_scheduler_rescans_and_noop_rescans_do_not_fetch(client, worker, receive
     fetch_head = next((tmp_path / "mirrors").rglob("FETCH_HEAD"))
     fetched_at = fetch_head.stat().st_mtime_ns
     scanned_at = db.execute("SELECT scanned_at FROM snapshots").fetchone()[0]
+
     # Rescans happen on their own (RESCAN_INTERVAL_MS=1.5 s): last_scanned_at moves,
     # but nothing is fetched, hashed or stored while the remote tip is unchanged.
-    import time
-
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
+    def rescanned() -> bool:
         now = client.get(f"/api/repositories/{rid}", headers=headers).json()
-        if now["last_scanned_at"] != first["last_scanned_at"]:
-            break
-        time.sleep(0.1)
-    else:
-        raise AssertionError("no rescan happened")
+        return now["last_scanned_at"] != first["last_scanned_at"]
+
+    wait_until(rescanned, 15, "no rescan happened", interval=0.1)
     assert fetch_head.stat().st_mtime_ns == fetched_at
     assert db.execute("SELECT scanned_at FROM snapshots").fetchone()[0] == scanned_at
     assert len(receiver.state.events) == 1
