@@ -32,6 +32,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def serve_then_signal(
+    args: list[str], env: dict[str, str], port: int, sig: int, *, cwd=None
+) -> tuple[int, str, str]:
+    """Start `docora <args>`, wait until /health is 200, send `sig`; (returncode, out, err)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "docora", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_healthy(port, proc)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, out, err
+
+
 def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -122,21 +144,8 @@ def test_all_serves_and_stops_gracefully(database_url, encryption_key, sig):
         "PORT": str(port),
         "HOST": "127.0.0.1",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "docora", "all"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_healthy(port, proc)
-        proc.send_signal(sig)
-        _out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
+    returncode, _out, err = serve_then_signal(["all"], env, port, sig)
+    assert returncode == 0, err
     assert "Traceback" not in err and "docora stopped" in err
     assert "Stopped worker" in err
 
@@ -164,22 +173,10 @@ def test_dev_keeps_its_secrets_and_prints_the_admin_token(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ENCRYPTION_KEY")}
     for _ in range(2):  # the second start reuses the data and the keys
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "docora", "dev", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        returncode, out, err = serve_then_signal(
+            ["dev", "--port", str(port)], env, port, signal.SIGINT, cwd=tmp_path
         )
-        try:
-            wait_healthy(port, proc)
-            proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        assert proc.returncode == 0, err
+        assert returncode == 0, err
         secrets_file = (tmp_path / ".docora" / "secrets.env").read_text()
         admin = dict(line.split("=", 1) for line in secrets_file.split())["ADMIN_TOKEN"]
         assert f"Admin token:  {admin}" in out and "/schema" in out
