@@ -5,12 +5,10 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-import threading
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from docora.receiver import NoDelayHandler
+from docora.receiver import BackgroundServer, NoDelayHandler
 
 
 class _Handler(NoDelayHandler):
@@ -88,24 +86,13 @@ class _Handler(NoDelayHandler):
         self._send(status, headers, payload)
 
 
-class GitHttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class GitHttpServer(BackgroundServer):
     def __init__(self, root: Path, passwords: set[str] | None) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.root = root
         self.password_for = passwords
         self.seen_passwords: list[str] = []
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     def url_for(self, repo_dir: Path) -> str:
         relative = repo_dir.relative_to(self.root)
         return f"http://127.0.0.1:{self.server_port}/{relative}"
-
-    def __enter__(self) -> GitHttpServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.shutdown()
-        self.server_close()

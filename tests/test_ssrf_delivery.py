@@ -3,13 +3,10 @@ redirects are never followed."""
 
 from __future__ import annotations
 
-import threading
-from http.server import ThreadingHTTPServer
-
 from litestar.testing import TestClient
 
 from docora.api.app import create_app
-from docora.receiver import NoDelayHandler
+from docora.receiver import BackgroundServer, NoDelayHandler
 from tests.conftest import RECEIVER_KEY, onboard
 from tests.e2e import wait_status, watch
 from tests.gitrepo import GitRepo
@@ -56,19 +53,18 @@ def test_redirects_are_not_followed(make_settings, receiver, tmp_path):
     repo = GitRepo(tmp_path / "r" / "acme")
     repo.commit("v1", {"a.txt": "a"})
     _Redirect.target = receiver.base_url + "/create"
-    redirector = ThreadingHTTPServer(("127.0.0.1", 0), _Redirect)
-    threading.Thread(target=redirector.serve_forever, daemon=True).start()
     settings = make_settings(MAX_RETRY_ATTEMPTS="1")
-    try:
-        with TestClient(create_app(settings)) as client, BackgroundWorker(settings):
-            port = redirector.server_address[1]
-            _, headers = onboard(
-                client, base_url=f"http://127.0.0.1:{port}/hooks", client_auth_key=RECEIVER_KEY
-            )
-            rid = watch(client, headers, repo.url)
-            status = wait_status(client, headers, rid, "failed")
-    finally:
-        redirector.shutdown()
+    with (
+        BackgroundServer(_Redirect) as redirector,
+        TestClient(create_app(settings)) as client,
+        BackgroundWorker(settings),
+    ):
+        port = redirector.server_port
+        _, headers = onboard(
+            client, base_url=f"http://127.0.0.1:{port}/hooks", client_auth_key=RECEIVER_KEY
+        )
+        rid = watch(client, headers, repo.url)
+        status = wait_status(client, headers, rid, "failed")
     assert status["last_error"].endswith("HTTP 307")
     assert receiver.state.events == []  # the redirect target never heard of it
 

@@ -148,25 +148,32 @@ def _apply(state: ReceiverState, event: str, body: dict) -> None:
     state.shas[file["path"]] = file["sha"]
 
 
-class WebhookReceiver(ThreadingHTTPServer):
+class BackgroundServer(ThreadingHTTPServer):
+    """A loopback HTTP server serving from a thread for the length of a `with` block."""
+
     daemon_threads = True
 
-    def __init__(self, key: str, port: int = 0) -> None:
-        super().__init__(("127.0.0.1", port), _Handler)
-        self.state = ReceiverState(key=key)
+    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), handler)
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_port}/hooks"
-
-    def __enter__(self) -> WebhookReceiver:
+    def __enter__(self):
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.shutdown()
         self.server_close()
+
+
+class WebhookReceiver(BackgroundServer):
+    def __init__(self, key: str, port: int = 0) -> None:
+        super().__init__(_Handler, port)
+        self.state = ReceiverState(key=key)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_port}/hooks"
 
     def wait_for(self, predicate: Callable[[ReceiverState], bool], timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
