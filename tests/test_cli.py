@@ -8,9 +8,11 @@ import sys
 import time
 
 import httpx
+import psycopg
 import pytest
 
 from tests import pg
+from tests.e2e import wait_until
 
 COMMANDS = ["migrate", "api", "worker", "all", "dev", "apps", "apps create", "apps list"]
 
@@ -33,9 +35,10 @@ def free_port() -> int:
 
 
 def serve_then_signal(
-    args: list[str], env: dict[str, str], port: int, sig: int, *, cwd=None
+    args: list[str], env: dict[str, str], port: int, sig: int, *, cwd=None, ready=None
 ) -> tuple[int, str, str]:
-    """Start `docora <args>`, wait until /health is 200, send `sig`; (returncode, out, err)."""
+    """Start `docora <args>`, wait until /health is 200 (and `ready()`, if given), send
+    `sig`; return (returncode, out, err)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "docora", *args],
         cwd=cwd,
@@ -46,6 +49,8 @@ def serve_then_signal(
     )
     try:
         wait_healthy(port, proc)
+        if ready is not None:
+            wait_until(ready, 30, "the service never became ready", interval=0.1)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -144,7 +149,13 @@ def test_all_serves_and_stops_gracefully(database_url, encryption_key, sig):
         "PORT": str(port),
         "HOST": "127.0.0.1",
     }
-    returncode, _out, err = serve_then_signal(["all"], env, port, sig)
+
+    def worker_registered() -> bool:
+        # The API can answer before the worker has started; signal a running worker.
+        with psycopg.connect(database_url) as conn:
+            return conn.execute("SELECT count(*) FROM procrastinate_workers").fetchone()[0] > 0
+
+    returncode, _out, err = serve_then_signal(["all"], env, port, sig, ready=worker_registered)
     assert returncode == 0, err
     assert "Traceback" not in err and "docora stopped" in err
     assert "Stopped worker" in err
