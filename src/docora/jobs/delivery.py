@@ -119,7 +119,8 @@ async def _prepare(
 ) -> WatchDelivery:
     settings = services.settings
     key = services.box.decrypt(app.client_auth_key_enc, context=client_key_context(app.id))
-    # SSRF rules again at delivery time: DNS may have changed since onboarding.
+    # SSRF rules again at delivery time: DNS may have changed since onboarding. The sender
+    # checks once more at each connection; this one fails fast, before any mirror work.
     await check_target(
         app.base_url,
         allow_private=settings.allow_private_webhook_targets,
