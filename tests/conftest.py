@@ -16,7 +16,7 @@ from docora.db import embedded_postgres
 from docora.migrate import apply_migrations
 from tests import pg
 from tests.receiver import ReceiverServer
-from tests.worker import BackgroundWorker
+from tests.worker import BackgroundWorker, kill_leftover_workers
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
 RECEIVER_KEY = "receiver-signing-key-0123456789"
@@ -86,6 +86,12 @@ def settings(make_settings) -> Settings:
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as test_client:
         yield test_client
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_outlives_its_test() -> Iterator[None]:
+    yield
+    kill_leftover_workers()
 
 
 @pytest.fixture

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 from litestar.testing import TestClient
 
 from tests.conftest import onboard
+from tests.waiting import wait_until
 
 
 def register_app(client: TestClient, receiver, **extra) -> tuple[str, dict[str, str]]:
@@ -17,16 +16,6 @@ def watch(client: TestClient, headers: dict[str, str], url: str, **extra) -> str
     r = client.post("/api/repositories", json={"github_url": url, **extra}, headers=headers)
     assert r.status_code == 201, r.text
     return r.json()["repository_id"]
-
-
-def wait_until(predicate, timeout: float, what, interval: float = 0.05) -> None:
-    """Poll until predicate() holds; past the timeout fail with `what` (text, or a callable
-    giving it, so the message can show the last state seen)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            raise AssertionError(what() if callable(what) else what)
-        time.sleep(interval)
 
 
 def _wait_for_watch(client, headers, rid, accept, timeout: float, what: str) -> dict:

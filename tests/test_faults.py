@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import signal
 import time
 
 import pytest
@@ -16,7 +15,7 @@ import pytest
 from tests.conftest import RECEIVER_KEY, onboard
 from tests.e2e import wait_until, watch
 from tests.gitrepo import fast_import
-from tests.worker import start_worker
+from tests.worker import WorkerProcess
 
 FILES = 3000
 CONCURRENCY = 4
@@ -41,26 +40,22 @@ def test_kill_9_during_initial_sync_loses_nothing(
     rid = watch(client, headers, f"file://{remote}")
     rnd = random.Random(42)
     for kill in range(KILLS):
-        worker = start_worker(settings, encryption_key)
+        worker = WorkerProcess(settings, encryption_key)
         if kill % 3 == 0:
             time.sleep(rnd.uniform(0.2, 1.2))  # during startup, fetch, scan or first sends
         else:
             _wait_for_progress(receiver, rnd.randint(30, 200))
-        worker.send_signal(signal.SIGKILL)
-        worker.wait()
+        worker.kill()
     # Every kill landed in the middle of the sync, not after it.
     assert len(receiver.state.files) < FILES
-    worker = start_worker(settings, encryption_key)
-    try:
+    worker = WorkerProcess(settings, encryption_key)
 
-        def synced() -> bool:
-            status = db.execute("SELECT status FROM watches").fetchone()[0]
-            return status == "synced" and len(receiver.state.files) == FILES
+    def synced() -> bool:
+        status = db.execute("SELECT status FROM watches").fetchone()[0]
+        return status == "synced" and len(receiver.state.files) == FILES
 
-        wait_until(synced, 300, "not synced after the kills", interval=0.2)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(60)
+    wait_until(synced, 300, "not synced after the kills", interval=0.2)
+    worker.stop()
     expected = {path: hashlib.sha256(data).hexdigest() for path, data in content.items()}
     assert receiver.state.shas == expected  # every path at its final sha, nothing extra
     accepted = len(receiver.state.accepted())

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import RECEIVER_KEY, onboard
 from tests.e2e import wait_until, watch
 from tests.gitrepo import fast_import
-from tests.worker import start_worker
+from tests.worker import WorkerProcess
 
 
 @pytest.mark.slow
@@ -21,39 +21,36 @@ from tests.worker import start_worker
 def test_workers_share_the_work_without_overlap(
     settings, client, receiver, db, tmp_path, encryption_key, worker_count
 ):
-    workers = [start_worker(settings, encryption_key) for _ in range(worker_count)]
-    try:
-        apps = [
-            onboard(
-                client,
-                app_name=f"app {i}",
-                base_url=receiver.base_url,
-                client_auth_key=RECEIVER_KEY,
-            )[1]
-            for i in range(2)
-        ]
-        expected = 0
-        for r in range(4):
-            remote = tmp_path / "acme" / f"r{r}.git"
-            fast_import(remote, ((f"f{i:03d}.txt", f"{r}-{i}\n".encode()) for i in range(100)))
-            for headers in apps:
-                watch(client, headers, f"file://{remote}")
-                expected += 100
-        wait_until(
-            lambda: (
-                db.execute("SELECT count(*) FROM watches WHERE status = 'synced'").fetchone()[0]
-                == 8
-            ),
-            120,
-            "not all watches synced",
-            interval=0.2,
-        )
-        time.sleep(2.5)  # let a few scheduler ticks pass
-    finally:
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            worker.wait(60)
+    workers = [WorkerProcess(settings, encryption_key) for _ in range(worker_count)]
+    apps = [
+        onboard(
+            client,
+            app_name=f"app {i}",
+            base_url=receiver.base_url,
+            client_auth_key=RECEIVER_KEY,
+        )[1]
+        for i in range(2)
+    ]
+    expected = 0
+    for r in range(4):
+        remote = tmp_path / "acme" / f"r{r}.git"
+        fast_import(remote, ((f"f{i:03d}.txt", f"{r}-{i}\n".encode()) for i in range(100)))
+        for headers in apps:
+            watch(client, headers, f"file://{remote}")
+            expected += 100
+    wait_until(
+        lambda: (
+            db.execute("SELECT count(*) FROM watches WHERE status = 'synced'").fetchone()[0] == 8
+        ),
+        120,
+        "not all watches synced",
+        interval=0.2,
+    )
+    time.sleep(2.5)  # let a few scheduler ticks pass
+    for worker in workers:
+        worker.process.send_signal(signal.SIGTERM)  # all at once: they drain side by side
+    for worker in workers:
+        worker.stop()
     bodies = [
         (
             e.headers["x-docora-app-id"],

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import signal
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from tests import pg
 from tests.conftest import ADMIN_TOKEN, RECEIVER_KEY, onboard
 from tests.e2e import wait_until, watch
 from tests.gitrepo import fast_import
-from tests.worker import start_worker
+from tests.worker import WorkerProcess
 
 FILES = 2000
 OUTAGES = 2
@@ -66,12 +65,10 @@ def test_postgres_restart_during_a_sync(restartable, receiver, tmp_path):
     fast_import(remote, content.items())
     # Slow enough that the sync is still running when Postgres goes down.
     receiver.state.respond = lambda event, body: time.sleep(0.004)
-    log_path = tmp_path / "worker.log"
-    log = log_path.open("w")
     restartable.stop()  # the worker may also start before the database does
-    worker = start_worker(settings, key, stderr=log)
+    worker = WorkerProcess(settings, key)
     time.sleep(2)
-    assert worker.poll() is None, "the worker gave up while Postgres was not there yet"
+    assert worker.alive(), "the worker gave up while Postgres was not there yet"
     restartable.start()
     try:
         with TestClient(create_app(settings)) as client:
@@ -88,7 +85,7 @@ def test_postgres_restart_during_a_sync(restartable, receiver, tmp_path):
                 assert health(client) == 503
                 time.sleep(5)  # long enough for every pooled connection to notice
                 assert health(client) == 503
-                assert worker.poll() is None, "the worker died with the database"
+                assert worker.alive(), "the worker died with the database"
                 restartable.start()
                 wait_until(lambda: health(client) == 200, 30, "the API did not reconnect")
             assert len(receiver.state.files) < FILES, "the sync finished before the outages"
@@ -100,14 +97,9 @@ def test_postgres_restart_during_a_sync(restartable, receiver, tmp_path):
             wait_until(synced, 240, "the worker did not finish the sync after Postgres came back")
             body = client.get(f"/api/repositories/{rid}", headers=headers).json()
     except BaseException:
-        log.flush()
-        print(log_path.read_text()[-5000:])
+        print(worker.log()[-5000:])
         raise
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(60)
-        log.close()
-    assert worker.returncode == 0
+    worker.stop()
     expected = {path: hashlib.sha256(data).hexdigest() for path, data in content.items()}
     assert receiver.state.shas == expected
     assert body["files_delivered"] == FILES and body["pending_changes"] == 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import time
 
 import pytest
@@ -14,7 +12,7 @@ from docora.jobs.delivery import INTERRUPTED
 from tests.conftest import RECEIVER_KEY, onboard
 from tests.e2e import register_app, wait_status, watch
 from tests.gitrepo import GitRepo, fast_import
-from tests.worker import start_worker
+from tests.worker import WorkerProcess, wait_for_workers
 
 
 def test_failed_watch_recovers_without_help(make_settings, receiver, tmp_path):
@@ -50,11 +48,9 @@ def test_sigterm_during_a_sync_leaves_nothing_half_done(
     fast_import(remote, ((f"f{i:04d}.txt", f"{i}\n".encode()) for i in range(1500)))
     _, headers = onboard(client, base_url=receiver.base_url, client_auth_key=RECEIVER_KEY)
     rid = watch(client, headers, f"file://{remote}")
-    worker = start_worker(settings, encryption_key, stderr=subprocess.PIPE)
+    worker = WorkerProcess(settings, encryption_key)
     time.sleep(delay)
-    worker.send_signal(signal.SIGTERM)
-    _, err = worker.communicate(timeout=60)
-    assert worker.returncode == 0 and "Traceback" not in err
+    assert "Traceback" not in worker.stop()
     # Stopped gracefully: the running job finished or was handed back; none is stuck.
     stuck = db.execute("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'").fetchone()
     assert stuck[0] == 0
@@ -70,10 +66,9 @@ def test_sigterm_interrupting_a_long_delivery_says_so_and_resumes(
     receiver.state.respond = lambda event, body: time.sleep(0.01)  # ~6 s of deliveries
     _, headers = onboard(client, base_url=receiver.base_url, client_auth_key=RECEIVER_KEY)
     rid = watch(client, headers, f"file://{remote}")
-    worker = start_worker(settings, encryption_key, SHUTDOWN_GRACE_MS="200")
+    worker = WorkerProcess(settings, encryption_key, SHUTDOWN_GRACE_MS="200")
     receiver.wait_for(lambda s: len(s.files) >= 50, timeout=60)
-    worker.send_signal(signal.SIGTERM)
-    assert worker.wait(20) == 0
+    worker.stop(timeout=20)
     status = client.get(f"/api/repositories/{rid}", headers=headers).json()
     assert status["status"] == "retrying" and status["last_error"] == INTERRUPTED
     jobs = db.execute(
@@ -89,9 +84,7 @@ def test_sigterm_interrupting_a_long_delivery_says_so_and_resumes(
 
 
 def finish_with_a_new_worker(settings, encryption_key, client, headers, rid) -> None:
-    worker = start_worker(settings, encryption_key)
-    try:
-        wait_status(client, headers, rid, "synced", timeout=120)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(60)
+    worker = WorkerProcess(settings, encryption_key)
+    wait_for_workers(settings.database_url, 1)
+    wait_status(client, headers, rid, "synced", timeout=120)
+    worker.stop()
