@@ -10,7 +10,7 @@ from litestar.testing import TestClient
 from docora.api.app import create_app
 from docora.jobs.delivery import INTERRUPTED
 from tests.conftest import RECEIVER_KEY, onboard
-from tests.e2e import register_app, wait_status, watch
+from tests.e2e import register_app, wait_status, wait_until, watch
 from tests.gitrepo import GitRepo, fast_import
 from tests.worker import WorkerProcess, wait_for_workers
 
@@ -88,3 +88,26 @@ def finish_with_a_new_worker(settings, encryption_key, client, headers, rid) -> 
     wait_for_workers(settings.database_url, 1)
     wait_status(client, headers, rid, "synced", timeout=120)
     worker.stop()
+
+
+def test_once_the_grace_is_over_nothing_more_is_posted(
+    settings, client, receiver, tmp_path, encryption_key
+):
+    remote = tmp_path / "acme" / "r.git"
+    fast_import(remote, ((f"f{i:02d}.txt", f"{i}\n".encode()) for i in range(30)))
+    arrivals: list[float] = []
+
+    def slow_answer(event, body):
+        arrivals.append(time.monotonic())
+        time.sleep(1.0)  # meanwhile the next events are prepared and queued
+
+    receiver.state.respond = slow_answer
+    _, headers = onboard(client, base_url=receiver.base_url, client_auth_key=RECEIVER_KEY)
+    watch(client, headers, f"file://{remote}")
+    worker = WorkerProcess(settings, encryption_key, SHUTDOWN_GRACE_MS="200")
+    wait_until(lambda: len(arrivals) >= 2, 60, "the delivery did not start")
+    signalled = time.monotonic()
+    worker.stop(timeout=20)
+    time.sleep(1.5)  # a post still on its way would arrive by now
+    late = [round(at - signalled, 2) for at in arrivals if at > signalled + 0.2 + 0.5]
+    assert late == [], f"posted after the grace ended (s after SIGTERM): {late}"

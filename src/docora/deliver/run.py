@@ -110,17 +110,23 @@ class WatchDelivery:
 
         senders = [asyncio.create_task(sender()) for _ in range(self._slots)]
         try:
-            async with BlobReader(self.mirror) as blobs:
-                async for change in self._pending(event):
-                    if failures:
-                        break
-                    await ready.put(await self._prepare(change, blobs))
-        except Exception as exc:
-            failures.append(exc)
-        finally:
+            try:
+                async with BlobReader(self.mirror) as blobs:
+                    async for change in self._pending(event):
+                        if failures:
+                            break
+                        await ready.put(await self._prepare(change, blobs))
+            except Exception as exc:
+                failures.append(exc)
             for _ in senders:
                 await ready.put(None)
             await asyncio.gather(*senders)
+        finally:
+            # Cancelled (the worker's grace is over): the senders are tasks of their own
+            # and would go on posting what is queued; stop them with this job.
+            for task in senders:
+                task.cancel()
+            await asyncio.gather(*senders, return_exceptions=True)
         if failures:
             raise failures[0]
 
