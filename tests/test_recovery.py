@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 import time
 
 import pytest
@@ -9,6 +12,7 @@ from litestar.testing import TestClient
 
 from docora.api.app import create_app
 from docora.jobs.delivery import INTERRUPTED
+from docora.runtime import EXIT_STUCK, serve
 from tests.conftest import RECEIVER_KEY, onboard
 from tests.e2e import register_app, wait_status, wait_until, watch
 from tests.gitrepo import GitRepo, fast_import
@@ -88,6 +92,41 @@ def finish_with_a_new_worker(settings, encryption_key, client, headers, rid) -> 
     wait_for_workers(settings.database_url, 1)
     wait_status(client, headers, rid, "synced", timeout=120)
     worker.stop()
+
+
+def test_a_shutdown_that_hangs_ends_with_every_threads_stack():
+    # A thread that never returns is what keeps asyncio.run from finishing after SIGTERM.
+    script = (
+        "import threading\n"
+        "from docora.runtime import arm_exit_deadline\n"
+        "def stuck_in_a_thread():\n"
+        "    threading.Event().wait()\n"
+        "threading.Thread(target=stuck_in_a_thread).start()\n"
+        "arm_exit_deadline(0.5)\n"
+    )
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == EXIT_STUCK
+    assert time.monotonic() - began < 15
+    assert "shutdown not finished after 0.5 s; exiting" in done.stderr
+    assert "stuck_in_a_thread" in done.stderr
+
+
+def test_a_sigterm_noted_during_start_up_stops_the_worker_before_any_job(
+    settings, client, receiver, db, tmp_path
+):
+    repo = GitRepo(tmp_path / "r" / "acme")
+    repo.commit("v1", {"a.txt": "a"})
+    _, headers = register_app(client, receiver)
+    watch(client, headers, repo.url)
+    began = time.monotonic()
+    asyncio.run(serve(settings, api=False, worker=True, signalled_before=lambda: True))
+    assert time.monotonic() - began < 10
+    jobs = db.execute("SELECT status FROM procrastinate_jobs").fetchall()
+    assert jobs == [("todo",)]  # the sync is still waiting for a worker
+    assert receiver.state.files == {}
 
 
 def test_once_the_grace_is_over_nothing_more_is_posted(

@@ -8,6 +8,7 @@ import os
 import secrets
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from docora import __version__
@@ -39,7 +40,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 class StopRequested(BaseException):
-    """SIGTERM before the service installed its own handlers: nothing to drain yet."""
+    """SIGTERM while the command is still loading: nothing to drain yet."""
 
 
 def _stop_during_startup(signum, frame) -> None:
@@ -50,7 +51,21 @@ def _run(settings: Settings, *, api: bool, worker: bool, banner=None) -> int:
     from docora.runtime import configure_logging, serve
 
     configure_logging(settings.log_level)
-    asyncio.run(serve(settings, api=api, worker=worker, on_ready=banner))
+    # From here on a SIGTERM is only noted, and serve() acts on it once its own handlers
+    # are in place: an exception raised at a random point inside asyncio's start-up
+    # could leave it half set up.
+    noted = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: noted.set())
+    asyncio.run(
+        serve(
+            settings,
+            api=api,
+            worker=worker,
+            on_ready=banner,
+            signalled_before=noted.is_set,
+            deadline_on_signal=True,
+        )
+    )
     return 0
 
 
@@ -208,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # Until serve() takes over SIGTERM (graceful drain), a SIGTERM simply ends startup.
+    # While a command is still loading, a SIGTERM simply ends it (services: see _run).
     signal.signal(signal.SIGTERM, _stop_during_startup)
     args = build_parser().parse_args(argv)
     try:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
+import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 
@@ -27,6 +30,10 @@ log = logging.getLogger("docora")
 RESTART_FIRST_WAIT_S = 0.5
 RESTART_LONGEST_WAIT_S = 10.0
 RESTART_HEALTHY_S = 60.0
+# After SIGTERM, what the process may take beyond SHUTDOWN_GRACE_MS before it gives up
+# (compose's stop_grace_period leaves 15 s more than the grace before it kills).
+EXIT_DEADLINE_MARGIN_S = 10.0
+EXIT_STUCK = 70  # EX_SOFTWARE
 
 
 def configure_logging(level: str) -> None:
@@ -189,11 +196,28 @@ async def serve(
     worker: bool,
     on_ready: Callable[[], None] | None = None,
     stop: asyncio.Event | None = None,
+    signalled_before: Callable[[], bool] = lambda: False,
+    deadline_on_signal: bool = False,
 ) -> None:
+    """Run the API and/or the worker until SIGINT/SIGTERM (or `stop`), then drain.
+
+    A process (not a test running this in-process) passes `deadline_on_signal`: once
+    signalled, it ends within SHUTDOWN_GRACE_MS plus a margin whatever happens.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            return
+        stop.set()
+        if deadline_on_signal:
+            arm_exit_deadline(settings.shutdown_grace_ms / 1000 + EXIT_DEADLINE_MARGIN_S)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
+    if signalled_before():
+        on_signal()
     parts = []
     if api:
         parts.append(run_api(settings, stop, on_ready))
@@ -207,3 +231,26 @@ async def serve(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     log.info("docora stopped")
+
+
+def arm_exit_deadline(seconds: float) -> threading.Timer:
+    """End the process in `seconds` if the graceful shutdown has not ended it by then.
+
+    Procrastinate waits SHUTDOWN_GRACE_MS for running jobs and then cancels them, but a
+    hang past that (a thread that never returns keeps asyncio.run from finishing) would
+    keep the process alive until the orchestrator's SIGKILL, saying nothing. This prints
+    every thread's stack, so the hang can be found, and exits. Jobs still marked `doing`
+    are retried through the stalled-job check, as after a crash.
+    """
+
+    def give_up() -> None:
+        # Raw writes: a stuck thread may hold the logging lock.
+        message = f"docora: shutdown not finished after {seconds:g} s; exiting. Stacks:\n"
+        os.write(2, message.encode())
+        faulthandler.dump_traceback(all_threads=True)
+        os._exit(EXIT_STUCK)
+
+    timer = threading.Timer(seconds, give_up)
+    timer.daemon = True
+    timer.start()
+    return timer
