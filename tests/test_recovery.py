@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 import time
@@ -87,6 +88,23 @@ def test_sigterm_interrupting_a_long_delivery_says_so_and_resumes(
     assert len(receiver.state.accepted()) - 600 <= 1 + 1 + 32  # in flight + unrecorded
 
 
+def test_sigterm_again_and_again_while_draining_still_exits_cleanly(
+    settings, client, receiver, tmp_path, encryption_key
+):
+    remote = tmp_path / "acme" / "r.git"
+    fast_import(remote, ((f"f{i:03d}.txt", f"{i}\n".encode()) for i in range(300)))
+    receiver.state.respond = lambda event, body: time.sleep(0.005)
+    _, headers = onboard(client, base_url=receiver.base_url, client_auth_key=RECEIVER_KEY)
+    watch(client, headers, f"file://{remote}")
+    worker = WorkerProcess(settings, encryption_key)
+    receiver.wait_for(lambda s: len(s.files) >= 20, timeout=60)
+    deadline = time.monotonic() + 60
+    while worker.alive() and time.monotonic() < deadline:
+        worker.process.send_signal(signal.SIGTERM)  # through the drain and the exit itself
+        time.sleep(0.01)
+    assert worker.process.wait(1) == 0, worker.log()
+
+
 def finish_with_a_new_worker(settings, encryption_key, client, headers, rid) -> None:
     worker = WorkerProcess(settings, encryption_key)
     wait_for_workers(settings.database_url, 1)
@@ -122,8 +140,10 @@ def test_a_sigterm_noted_during_start_up_stops_the_worker_before_any_job(
     _, headers = register_app(client, receiver)
     watch(client, headers, repo.url)
     began = time.monotonic()
+    handler_before = signal.getsignal(signal.SIGTERM)
     asyncio.run(serve(settings, api=False, worker=True, signalled_before=lambda: True))
     assert time.monotonic() - began < 10
+    assert signal.getsignal(signal.SIGTERM) is handler_before  # put back, not reset
     jobs = db.execute("SELECT status FROM procrastinate_jobs").fetchall()
     assert jobs == [("todo",)]  # the sync is still waiting for a worker
     assert receiver.state.files == {}

@@ -48,7 +48,12 @@ def _stop_during_startup(signum, frame) -> None:
 
 
 def _run(settings: Settings, *, api: bool, worker: bool, banner=None) -> int:
-    from docora.runtime import configure_logging, serve
+    from docora.runtime import (
+        EXIT_DEADLINE_MARGIN_S,
+        arm_exit_deadline,
+        configure_logging,
+        serve,
+    )
 
     configure_logging(settings.log_level)
     # From here on a SIGTERM is only noted, and serve() acts on it once its own handlers
@@ -66,6 +71,11 @@ def _run(settings: Settings, *, api: bool, worker: bool, banner=None) -> int:
             deadline_on_signal=True,
         )
     )
+    # Drained. Only the interpreter's own exit is left, and CPython puts the default
+    # SIGTERM action back during it: a late signal would turn this clean exit into a kill.
+    # An ignored signal stays ignored; the deadline still bounds the exit.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    arm_exit_deadline(EXIT_DEADLINE_MARGIN_S)
     return 0
 
 

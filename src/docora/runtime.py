@@ -214,7 +214,10 @@ async def serve(
         if deadline_on_signal:
             arm_exit_deadline(settings.shutdown_grace_ms / 1000 + EXIT_DEADLINE_MARGIN_S)
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # Put back afterwards, not reset to the default: a second SIGTERM while the process
+    # finishes its exit must not kill it half-way (the CLI's handler only takes note).
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
         loop.add_signal_handler(sig, on_signal)
     if signalled_before():
         on_signal()
@@ -228,8 +231,9 @@ async def serve(
     try:
         await asyncio.gather(*parts)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig, handler in previous.items():
             loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
     log.info("docora stopped")
 
 
