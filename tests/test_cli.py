@@ -8,11 +8,11 @@ import sys
 import time
 
 import httpx
-import psycopg
 import pytest
 
 from tests import pg
 from tests.e2e import wait_until
+from tests.worker import workers_registered
 
 COMMANDS = ["migrate", "api", "worker", "all", "dev", "apps", "apps create", "apps list"]
 
@@ -150,12 +150,11 @@ def test_all_serves_and_stops_gracefully(database_url, encryption_key, sig):
         "HOST": "127.0.0.1",
     }
 
-    def worker_registered() -> bool:
-        # The API can answer before the worker has started; signal a running worker.
-        with psycopg.connect(database_url) as conn:
-            return conn.execute("SELECT count(*) FROM procrastinate_workers").fetchone()[0] > 0
+    # The API can answer before the worker has started; signal a running worker.
+    def ready() -> bool:
+        return workers_registered(database_url)
 
-    returncode, _out, err = serve_then_signal(["all"], env, port, sig, ready=worker_registered)
+    returncode, _out, err = serve_then_signal(["all"], env, port, sig, ready=ready)
     assert returncode == 0, err
     assert "Traceback" not in err and "docora stopped" in err
     assert "Stopped worker" in err

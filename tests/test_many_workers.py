@@ -19,9 +19,9 @@ from tests.worker import WorkerProcess
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("worker_count", [2, 3])
 def test_workers_share_the_work_without_overlap(
-    settings, client, receiver, db, tmp_path, encryption_key, worker_count
+    settings, client, receiver, db, tmp_path, worker_count
 ):
-    workers = [WorkerProcess(settings, encryption_key) for _ in range(worker_count)]
+    workers = [WorkerProcess(settings) for _ in range(worker_count)]
     apps = [
         onboard(
             client,

@@ -7,7 +7,6 @@ Postgres sees it) without disturbing the other tests.
 from __future__ import annotations
 
 import hashlib
-import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -16,10 +15,9 @@ import pytest
 from litestar.testing import TestClient
 
 from docora.api.app import create_app
-from docora.config import load_settings
 from docora.migrate import apply_migrations
 from tests import pg
-from tests.conftest import ADMIN_TOKEN, RECEIVER_KEY, onboard
+from tests.conftest import RECEIVER_KEY, onboard
 from tests.e2e import wait_until, watch
 from tests.gitrepo import fast_import
 from tests.worker import WorkerProcess
@@ -40,33 +38,28 @@ def restartable():
             server.close()
 
 
+@pytest.fixture
+def database_url(restartable) -> str:
+    """The usual test settings (conftest), on the private server."""
+    url = pg.create_database(restartable.url)
+    apply_migrations(url)
+    return url
+
+
 def health(client: TestClient) -> int:
     return client.get("/health").status_code
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)
-def test_postgres_restart_during_a_sync(restartable, receiver, tmp_path):
-    url = pg.create_database(restartable.url)
-    apply_migrations(url)
-    key = secrets.token_hex(32)
-    settings = load_settings(
-        {
-            "DATABASE_URL": url,
-            "ENCRYPTION_KEY": key,
-            "ADMIN_TOKEN": ADMIN_TOKEN,
-            "ALLOW_LOCAL_REPOSITORIES": "true",
-            "ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
-            "REPOS_BASE_PATH": str(tmp_path / "mirrors"),
-        }
-    )
+def test_postgres_restart_during_a_sync(restartable, settings, receiver, tmp_path):
     remote = tmp_path / "acme" / "r.git"
     content = {f"d{i % 10}/f{i:05d}.txt": f"file {i}\n".encode() for i in range(FILES)}
     fast_import(remote, content.items())
     # Slow enough that the sync is still running when Postgres goes down.
     receiver.state.respond = lambda event, body: time.sleep(0.004)
     restartable.stop()  # the worker may also start before the database does
-    worker = WorkerProcess(settings, key)
+    worker = WorkerProcess(settings)
     time.sleep(2)
     assert worker.alive(), "the worker gave up while Postgres was not there yet"
     restartable.start()

@@ -47,31 +47,31 @@ def test_failed_watch_recovers_without_help(make_settings, receiver, tmp_path):
 
 @pytest.mark.parametrize("delay", [0.5, 1.5])
 def test_sigterm_during_a_sync_leaves_nothing_half_done(
-    settings, client, receiver, db, tmp_path, encryption_key, delay
+    settings, client, receiver, db, tmp_path, delay
 ):
     remote = tmp_path / "acme" / "r.git"
     fast_import(remote, ((f"f{i:04d}.txt", f"{i}\n".encode()) for i in range(1500)))
     _, headers = onboard(client, base_url=receiver.base_url, client_auth_key=RECEIVER_KEY)
     rid = watch(client, headers, f"file://{remote}")
-    worker = WorkerProcess(settings, encryption_key)
+    worker = WorkerProcess(settings)
     time.sleep(delay)
     assert "Traceback" not in worker.stop()
     # Stopped gracefully: the running job finished or was handed back; none is stuck.
     stuck = db.execute("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'").fetchone()
     assert stuck[0] == 0
-    finish_with_a_new_worker(settings, encryption_key, client, headers, rid)
+    finish_with_a_new_worker(settings, client, headers, rid)
     assert len(receiver.state.files) == 1500
 
 
 def test_sigterm_interrupting_a_long_delivery_says_so_and_resumes(
-    settings, client, receiver, db, tmp_path, encryption_key
+    settings, client, receiver, db, tmp_path
 ):
     remote = tmp_path / "acme" / "r.git"
     fast_import(remote, ((f"f{i:04d}.txt", f"{i}\n".encode()) for i in range(600)))
     receiver.state.respond = lambda event, body: time.sleep(0.01)  # ~6 s of deliveries
     _, headers = onboard(client, base_url=receiver.base_url, client_auth_key=RECEIVER_KEY)
     rid = watch(client, headers, f"file://{remote}")
-    worker = WorkerProcess(settings, encryption_key, SHUTDOWN_GRACE_MS="200")
+    worker = WorkerProcess(settings, SHUTDOWN_GRACE_MS="200")
     receiver.wait_for(lambda s: len(s.files) >= 50, timeout=60)
     worker.stop(timeout=20)
     status = client.get(f"/api/repositories/{rid}", headers=headers).json()
@@ -83,20 +83,20 @@ def test_sigterm_interrupting_a_long_delivery_says_so_and_resumes(
     # Handed back to run at once (a rescan may have queued one more behind it).
     assert set(dict(jobs)) == {"todo"}
     assert len(receiver.state.files) < 600
-    finish_with_a_new_worker(settings, encryption_key, client, headers, rid)
+    finish_with_a_new_worker(settings, client, headers, rid)
     assert len(receiver.state.files) == 600
     assert len(receiver.state.accepted()) - 600 <= 1 + 1 + 32  # in flight + unrecorded
 
 
 def test_sigterm_again_and_again_while_draining_still_exits_cleanly(
-    settings, client, receiver, tmp_path, encryption_key
+    settings, client, receiver, tmp_path
 ):
     remote = tmp_path / "acme" / "r.git"
     fast_import(remote, ((f"f{i:03d}.txt", f"{i}\n".encode()) for i in range(300)))
     receiver.state.respond = lambda event, body: time.sleep(0.005)
     _, headers = onboard(client, base_url=receiver.base_url, client_auth_key=RECEIVER_KEY)
     watch(client, headers, f"file://{remote}")
-    worker = WorkerProcess(settings, encryption_key)
+    worker = WorkerProcess(settings)
     receiver.wait_for(lambda s: len(s.files) >= 20, timeout=60)
     deadline = time.monotonic() + 60
     while worker.alive() and time.monotonic() < deadline:
@@ -105,9 +105,9 @@ def test_sigterm_again_and_again_while_draining_still_exits_cleanly(
     assert worker.process.wait(1) == 0, worker.log()
 
 
-def finish_with_a_new_worker(settings, encryption_key, client, headers, rid) -> None:
-    worker = WorkerProcess(settings, encryption_key)
-    wait_for_workers(settings.database_url, 1)
+def finish_with_a_new_worker(settings, client, headers, rid) -> None:
+    worker = WorkerProcess(settings)
+    wait_for_workers(settings.database_url)
     wait_status(client, headers, rid, "synced", timeout=120)
     worker.stop()
 
@@ -149,9 +149,7 @@ def test_a_sigterm_noted_during_start_up_stops_the_worker_before_any_job(
     assert receiver.state.files == {}
 
 
-def test_once_the_grace_is_over_nothing_more_is_posted(
-    settings, client, receiver, tmp_path, encryption_key
-):
+def test_once_the_grace_is_over_nothing_more_is_posted(settings, client, receiver, tmp_path):
     remote = tmp_path / "acme" / "r.git"
     fast_import(remote, ((f"f{i:02d}.txt", f"{i}\n".encode()) for i in range(30)))
     arrivals: list[float] = []
@@ -163,7 +161,7 @@ def test_once_the_grace_is_over_nothing_more_is_posted(
     receiver.state.respond = slow_answer
     _, headers = onboard(client, base_url=receiver.base_url, client_auth_key=RECEIVER_KEY)
     watch(client, headers, f"file://{remote}")
-    worker = WorkerProcess(settings, encryption_key, SHUTDOWN_GRACE_MS="200")
+    worker = WorkerProcess(settings, SHUTDOWN_GRACE_MS="200")
     wait_until(lambda: len(arrivals) >= 2, 60, "the delivery did not start")
     signalled = time.monotonic()
     worker.stop(timeout=20)

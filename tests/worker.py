@@ -71,11 +71,11 @@ class WorkerProcess:
     PYTHONFAULTHANDLER set, SIGABRT makes it print every thread's stack there first.
     """
 
-    def __init__(self, settings, encryption_key: str, **extra_env: str) -> None:
+    def __init__(self, settings: Settings, **extra_env: str) -> None:
         env = {
             **os.environ,
             "DATABASE_URL": settings.database_url,
-            "ENCRYPTION_KEY": encryption_key,
+            "ENCRYPTION_KEY": settings.encryption_key or "",
             "REPOS_BASE_PATH": settings.repos_base_path,
             "ALLOW_LOCAL_REPOSITORIES": "true",
             "ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
@@ -136,16 +136,20 @@ class WorkerProcess:
 _running: list[WorkerProcess] = []
 
 
-def wait_for_workers(database_url: str, count: int, timeout: float = 30) -> None:
-    """Until `count` workers are registered: from then on SIGTERM means a graceful drain
-    (a process signalled while Python is still starting simply dies of it)."""
+def workers_registered(database_url: str, count: int = 1) -> bool:
+    """Whether `count` workers run: from then on SIGTERM means a graceful drain (a process
+    signalled while Python is still starting simply dies of it)."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM procrastinate_workers").fetchone()
+    return row is not None and row[0] >= count
 
-    def registered() -> bool:
-        with psycopg.connect(database_url) as conn:
-            row = conn.execute("SELECT count(*) FROM procrastinate_workers").fetchone()
-        return row is not None and row[0] >= count
 
-    wait_until(registered, timeout, f"{count} worker(s) did not register")
+def wait_for_workers(database_url: str, count: int = 1, timeout: float = 30) -> None:
+    wait_until(
+        lambda: workers_registered(database_url, count),
+        timeout,
+        f"{count} worker(s) did not register",
+    )
 
 
 def kill_leftover_workers() -> None:
