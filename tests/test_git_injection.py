@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from docora.git.command import GitError
 from docora.git.mirror import fetch_branch
 from docora.git.remote import read_remote_head
+from tests.conftest import onboard
 from tests.gitrepo import GitRepo
 
 
@@ -34,9 +36,15 @@ def payloads(marker: Path) -> list[str]:
     ]
 
 
-def test_api_refuses_every_payload_as_url_or_branch(client, tmp_path):
-    from tests.conftest import onboard
+def try_each(attempt: Callable[[str], Awaitable[None]], payloads: list[str]) -> None:
+    async def one_after_another() -> None:
+        for payload in payloads:
+            await attempt(payload)
 
+    asyncio.run(one_after_another())
+
+
+def test_api_refuses_every_payload_as_url_or_branch(client, tmp_path):
     marker = tmp_path / "pwned"
     _, headers = onboard(client)
     repo = GitRepo(tmp_path / "r" / "acme")
@@ -76,11 +84,7 @@ def test_git_layer_executes_nothing_even_without_validation(tmp_path, allow_loca
                 timeout_ms=10_000,
             )
 
-    async def all_of_them() -> None:
-        for payload in payloads(marker):
-            await attempt(payload)
-
-    asyncio.run(all_of_them())
+    try_each(attempt, payloads(marker))
     assert not marker.exists()
 
 
@@ -95,9 +99,5 @@ def test_hostile_branch_names_reach_git_only_as_data(tmp_path):
                 repo.url, branch=branch, token=None, allow_local=True, timeout_ms=10_000
             )
 
-    async def all_of_them() -> None:
-        for payload in payloads(marker):
-            await attempt(payload)
-
-    asyncio.run(all_of_them())
+    try_each(attempt, payloads(marker))
     assert not marker.exists()

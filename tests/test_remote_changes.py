@@ -31,10 +31,6 @@ def settings(make_settings):
     )
 
 
-def alerts(receiver: ReceiverServer) -> list:
-    return [e for e in receiver.state.events if e.event == "sync_failed"]
-
-
 def file_events(receiver: ReceiverServer) -> list[tuple[str, str]]:
     return [(e.event, e.body["file"]["path"]) for e in receiver.state.events if "file" in e.body]
 
@@ -65,7 +61,7 @@ def test_force_push_is_an_ordinary_change(client, worker, receiver, tmp_path):
     ]
     assert all(e.verified for e in changes)
     assert status["last_error"] is None and status["circuit_breaker"]["status"] == "closed"
-    assert alerts(receiver) == []
+    assert receiver.state.accepted("sync_failed") == []
 
 
 def test_deleted_branch_fails_clearly_deletes_nothing_and_recovers(
@@ -81,7 +77,7 @@ def test_deleted_branch_fails_clearly_deletes_nothing_and_recovers(
     delivered = file_events(receiver)
     git("push", "--quiet", "origin", "--delete", "release", cwd=repo.work)
     resync(client, headers, rid)
-    receiver.wait_for(lambda s: any(e.event == "sync_failed" for e in s.events), timeout=30)
+    receiver.wait_for(lambda s: s.accepted("sync_failed"), timeout=30)
     status = client.get(f"/api/repositories/{rid}", headers=headers).json()
     assert status["status"] in ("retrying", "failed")
     assert status["last_error"] == "git not_found: branch 'release' does not exist"
@@ -92,14 +88,14 @@ def test_deleted_branch_fails_clearly_deletes_nothing_and_recovers(
     # A vanished branch is a failure, never "every file was deleted".
     assert file_events(receiver) == delivered
     assert receiver.state.files == {"readme": b"r", "a.txt": b"a", "b.txt": b"b"}
-    (alert,) = alerts(receiver)
+    (alert,) = receiver.state.accepted("sync_failed")
     assert alert.verified and alert.body["error"]["type"] == "git_failure"
     # The branch comes back; after the cooldown the trial sync closes the breaker by itself.
     head = repo.commit("v2", {"c.txt": "c"})
     status = wait_synced(client, headers, rid, head, timeout=COOLDOWN_MS / 1000 + 30)
     assert status["circuit_breaker"]["status"] == "closed" and status["last_error"] is None
     assert receiver.state.files == {"readme": b"r", "a.txt": b"a", "b.txt": b"b", "c.txt": b"c"}
-    assert len(alerts(receiver)) == 1
+    assert len(receiver.state.accepted("sync_failed")) == 1
 
 
 def test_revoked_token_fails_once_then_a_new_token_recovers(client, worker, receiver, tmp_path):
@@ -114,12 +110,12 @@ def test_revoked_token_fails_once_then_a_new_token_recovers(client, worker, rece
         git_server.password_for = {"new-token"}  # the old token is revoked on the host
         head = repo.commit("v2", {"b.txt": "b"})
         resync(client, headers, rid)
-        receiver.wait_for(lambda s: any(e.event == "sync_failed" for e in s.events), timeout=30)
+        receiver.wait_for(lambda s: s.accepted("sync_failed"), timeout=30)
         status = wait_status(client, headers, rid, "failed")
         assert status["last_error"] == f"git auth: {AUTH_MESSAGE}"
         assert "old-token" not in status["last_error"]
         assert status["circuit_breaker"]["status"] == "open"
-        (alert,) = alerts(receiver)
+        (alert,) = receiver.state.accepted("sync_failed")
         assert alert.body["error"]["type"] == "git_failure"
         assert receiver.state.files == {"a.txt": b"a"}
         # A token that cannot read the repository is refused and changes nothing.
@@ -137,4 +133,4 @@ def test_revoked_token_fails_once_then_a_new_token_recovers(client, worker, rece
     assert status["circuit_breaker"]["status"] == "closed" and status["last_error"] is None
     assert receiver.state.files == {"a.txt": b"a", "b.txt": b"b"}
     time.sleep(0.5)
-    assert len(alerts(receiver)) == 1
+    assert len(receiver.state.accepted("sync_failed")) == 1

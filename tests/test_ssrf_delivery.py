@@ -101,7 +101,7 @@ def test_the_connection_uses_docoras_resolution_not_a_second_lookup(
     repo = GitRepo(tmp_path / "r" / "acme")
     repo.commit("v1", {"a.txt": "a"})
     settings = make_settings()
-    port = receiver.base_url.rsplit(":", 1)[1].split("/")[0]
+    port = receiver.server_port
     name_only_docora_knows = resolving_to("127.0.0.1")
     api = create_app(settings, resolver=name_only_docora_knows)
     with TestClient(api) as client, BackgroundWorker(settings, resolver=name_only_docora_knows):
