@@ -10,7 +10,7 @@ from litestar import Request
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from docora.api.ratelimit import RateLimiter
+from docora.api.ratelimit import Network, RateLimiter
 from docora.config import Settings
 from docora.crypto import SecretBox
 from docora.deliver.targets import Resolver, system_resolver
@@ -25,7 +25,7 @@ class ApiContext:
     auth_failures: RateLimiter
     resolver: Resolver = system_resolver
     # Parsed once: auth and the rate limiter look the peer up on every request.
-    trusted_proxies: tuple = ()
+    trusted_proxies: tuple[Network, ...] = ()
     started_at: float = field(default_factory=time.monotonic)
     pool: AsyncConnectionPool | None = None
     queue: JobQueue | None = None
