@@ -1,6 +1,7 @@
 import pytest
 
 from docora.git.urls import (
+    on_domain,
     InvalidRepositoryUrl,
     InvalidToken,
     check_branch,
@@ -90,7 +91,7 @@ def test_local_forms_only_when_allowed():
 def test_tokens():
     github = parse_repository_url("https://github.com/a/b", allow_local=False)
     gitea = parse_repository_url("https://git.example.com/a/b", allow_local=False)
-    for token in ("ghp_x", "github_pat_x", "gho_x", "ghs_x", "glpat-x"):
+    for token in ("ghp_x", "github_pat_x", "gho_x", "ghs_x", "ghu_x", "ghr_x", "glpat-x"):
         assert check_token(token, github) == token
     assert check_token("anything", gitea) == "anything"
     for bad, repo in (
@@ -114,3 +115,23 @@ def test_valid_branches(branch):
 def test_invalid_branches(branch):
     with pytest.raises(InvalidRepositoryUrl):
         check_branch(branch)
+
+
+@pytest.mark.parametrize(
+    ("host", "domain", "expected"),
+    [
+        ("github.com", "github.com", True),
+        ("api.github.com", "github.com", True),
+        ("GitHub.com.", "github.com", True),
+        ("github.com:443", "github.com", True),
+        ("evilgithub.com", "github.com", False),
+        ("github.com.evil.net", "github.com", False),
+        ("gitlab.com", "gitlab.com", True),
+        ("mygitlab.com", "gitlab.com", False),
+        ("gitlab.example.com", "gitlab.com", False),
+        ("bitbucket.org", "bitbucket.org", True),
+        ("notbitbucket.org", "bitbucket.org", False),
+    ],
+)
+def test_host_names_compare_dot_bounded(host, domain, expected):
+    assert on_domain(host, domain) is expected

@@ -166,6 +166,35 @@ def test_git_environment_keeps_tokens_out_of_argv_and_scopes_them():
     assert "ghp_abc" not in " ".join(keys)
 
 
+def _basic_credentials(url: str, token: str) -> bytes:
+    env = git_environment(url=url, token=token, allow_local=False)
+    count = int(env["GIT_CONFIG_COUNT"])
+    headers = [
+        env[f"GIT_CONFIG_VALUE_{i}"]
+        for i in range(count)
+        if env[f"GIT_CONFIG_KEY_{i}"].endswith(".extraHeader")
+    ]
+    (header,) = headers
+    return base64.b64decode(header.split()[-1])
+
+
+@pytest.mark.parametrize(
+    ("url", "token", "credentials"),
+    [
+        # A host that merely ends with "github.com" is not GitHub: user:password stays basic.
+        ("https://evilgithub.com/a/b", "user:pass", b"user:pass"),
+        ("https://api.github.com/a/b", "ghp_x", b"x-access-token:ghp_x"),
+        ("https://gitlab.com/a/b", "glpat-x", b"oauth2:glpat-x"),
+        # "gitlab" inside another name is not GitLab.
+        ("https://notgitlab.example/a/b", "tok", b"x-access-token:tok"),
+        ("https://bitbucket.org/a/b", "tok", b"x-token-auth:tok"),
+        ("https://evilbitbucket.org/a/b", "tok", b"x-access-token:tok"),
+    ],
+)
+def test_token_user_names_follow_exact_hosts(url, token, credentials):
+    assert _basic_credentials(url, token) == credentials
+
+
 async def test_git_timeout_kills_the_command_quickly():
     import asyncio
     import socket

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 import sh
 
+from docora.git.urls import on_domain
+
 
 class GitErrorKind(StrEnum):
     AUTH = "auth"
@@ -98,9 +100,12 @@ def _basic_auth_header(username: str, password: str) -> str:
 
 
 def _username_for(host: str) -> str:
-    if "gitlab" in host:
+    """The user name a host expects beside a bare token. GitLab ignores the name for
+    personal access tokens but needs `oauth2` for OAuth tokens; self-hosted GitLab users
+    with OAuth tokens pass `oauth2:<token>` themselves."""
+    if on_domain(host, "gitlab.com"):
         return "oauth2"
-    if host == "bitbucket.org":
+    if on_domain(host, "bitbucket.org"):
         return "x-token-auth"
     return "x-access-token"
 
@@ -133,7 +138,8 @@ def git_environment(
         parts = urlsplit(url)
         host = parts.hostname or ""
         username, sep, password = token.partition(":")
-        if not sep or host.endswith("github.com"):
+        # GitHub tokens never contain ':'; elsewhere `user:password` is basic credentials.
+        if not sep or on_domain(host, "github.com"):
             username, password = _username_for(host), token
         # Scoped to the repository's origin: a redirect elsewhere never carries the token.
         scope = f"{parts.scheme}://{parts.netloc}/"

@@ -14,7 +14,9 @@ from urllib.parse import urlsplit
 import msgspec
 
 GITHUB_HOSTS = frozenset({"github.com", "www.github.com"})
-GITHUB_TOKEN_PATTERN = re.compile(r"^(ghp_|github_pat_|gho_|ghs_|glpat-)")
+# GitHub's token kinds: classic (ghp_), fine-grained (github_pat_), OAuth (gho_), app
+# installation (ghs_), app user-to-server (ghu_) and refresh (ghr_); glpat- as the SPEC allows.
+GITHUB_TOKEN_PREFIXES = ("ghp_", "github_pat_", "gho_", "ghs_", "ghu_", "ghr_", "glpat-")
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*$")
 _HOST = re.compile(
     r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
@@ -41,6 +43,14 @@ class RepositoryUrl(msgspec.Struct, frozen=True):
     @property
     def is_github(self) -> bool:
         return self.host == "github.com"
+
+
+def on_domain(host: str, domain: str) -> bool:
+    """`host` is `domain` or one of its subdomains (dot-bounded: evilgithub.com is not
+    github.com). A port, if any, is ignored."""
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.lower().rstrip(".")
+    return name == domain or name.endswith("." + domain)
 
 
 def parse_repository_url(text: str, *, allow_local: bool) -> RepositoryUrl:
@@ -128,9 +138,10 @@ def check_token(token: str, repo: RepositoryUrl) -> str:
         raise InvalidToken("github_token must be 1 to 255 characters")
     if not _TOKEN_CHARS.match(token):
         raise InvalidToken("github_token must be printable ASCII without spaces")
-    if repo.is_github and not GITHUB_TOKEN_PATTERN.match(token):
+    if repo.is_github and not token.startswith(GITHUB_TOKEN_PREFIXES):
         raise InvalidToken(
-            "github_token must start with ghp_, github_pat_, gho_, ghs_ or glpat- for GitHub"
+            "github_token must start with one of " + ", ".join(GITHUB_TOKEN_PREFIXES)
+            + " for GitHub"
         )
     return token
 
