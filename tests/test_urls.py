@@ -1,11 +1,11 @@
 import pytest
 
 from docora.git.urls import (
-    on_domain,
     InvalidRepositoryUrl,
     InvalidToken,
     check_branch,
     check_token,
+    on_domain,
     parse_repository_url,
 )
 

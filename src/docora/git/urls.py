@@ -140,7 +140,8 @@ def check_token(token: str, repo: RepositoryUrl) -> str:
         raise InvalidToken("github_token must be printable ASCII without spaces")
     if repo.is_github and not token.startswith(GITHUB_TOKEN_PREFIXES):
         raise InvalidToken(
-            "github_token must start with one of " + ", ".join(GITHUB_TOKEN_PREFIXES)
+            "github_token must start with one of "
+            + ", ".join(GITHUB_TOKEN_PREFIXES)
             + " for GitHub"
         )
     return token
