@@ -5,7 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from docora.deliver.content import base64_text, chunk_count, is_binary, raw_bytes_per_chunk
+from docora.binary import is_binary
+from docora.deliver.content import base64_text, chunk_count, raw_bytes_per_chunk
 from docora.deliver.events import WatchKey, delivery_id, whole_file_body
 from docora.deliver.payloads import RepositoryRef, iso_timestamp
 from docora.deliver.signing import (

@@ -3,21 +3,7 @@
 from __future__ import annotations
 
 import base64
-import codecs
 import math
-
-BINARY_SNIFF_BYTES = 8000
-
-
-def is_binary(data: bytes | memoryview) -> bool:
-    """Binary when the first 8,000 bytes hold a NUL, or the bytes are not valid UTF-8."""
-    if b"\x00" in bytes(data[:BINARY_SNIFF_BYTES]):
-        return True
-    try:
-        codecs.utf_8_decode(data, "strict", True)
-    except UnicodeDecodeError:
-        return True
-    return False
 
 
 def chunk_count(size: int, chunk_chars: int) -> int:

@@ -10,15 +10,8 @@ from __future__ import annotations
 import codecs
 import hashlib
 
-import msgspec
-
-from docora.deliver.content import BINARY_SNIFF_BYTES, is_binary
-
-
-class BlobFacts(msgspec.Struct, frozen=True, array_like=True):
-    sha: str
-    size: int
-    is_binary: bool
+from docora.binary import has_nul, is_binary
+from docora.store.scans import BlobFacts
 
 
 class MalformedBatchOutput(ValueError):
@@ -45,9 +38,7 @@ class _Partial:
     def update(self, piece: memoryview) -> None:
         self.digest.update(piece)
         if not self.binary:
-            if self.seen < BINARY_SNIFF_BYTES and b"\x00" in bytes(
-                piece[: BINARY_SNIFF_BYTES - self.seen]
-            ):
+            if has_nul(piece, self.seen):
                 self.binary = True
             else:
                 try:

@@ -15,9 +15,10 @@ from psycopg import AsyncConnection
 
 from docora.git.mirror import has_commit
 from docora.git.stream import cat_file_batch
-from docora.scan.hashing import BatchFactsParser, BlobFacts
+from docora.scan.hashing import BatchFactsParser
 from docora.scan.tree import changed_rows, full_rows, ignore_file_changed
 from docora.store import scans
+from docora.store.scans import BlobFacts
 
 FACTS_PAGE = 2000
 # git's inflation dominates hashing; two cat-file processes keep both cores busy.

@@ -10,27 +10,16 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import msgspec
-
 from docora.git.command import GitError, git_environment, run_git_async
 from docora.git.stream import BlobReader, batch_check_sizes, records
 from docora.scan.ignore import IGNORE_FILE, ignore_matcher
 from docora.scan.transforms import TreeEntry, apply_transforms
+from docora.store.scans import WorkRow
 
 log = logging.getLogger(__name__)
 
 REGULAR_MODES = ("100644", "100755")
 Ignore = Callable[[str], bool]
-
-
-class WorkRow(msgspec.Struct, frozen=True, array_like=True):
-    """One path's fate in the new snapshot: a file, skipped (with why), or gone."""
-
-    path: str
-    blob_id: str | None = None
-    size: int | None = None
-    skip_reason: str | None = None
-    deleted: bool = False
 
 
 def _skip_reason(mode: str, kind: str) -> str | None:

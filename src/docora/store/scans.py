@@ -9,10 +9,27 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable
 
+import msgspec
 from psycopg import AsyncConnection
 
-from docora.scan.hashing import BlobFacts
-from docora.scan.tree import WorkRow
+
+class WorkRow(msgspec.Struct, frozen=True, array_like=True):
+    """One path's fate in the new snapshot: a file, skipped (with why), or gone."""
+
+    path: str
+    blob_id: str | None = None
+    size: int | None = None
+    skip_reason: str | None = None
+    deleted: bool = False
+
+
+class BlobFacts(msgspec.Struct, frozen=True, array_like=True):
+    """What a blob_facts row holds about one blob: SHA-256, size, binary or text."""
+
+    sha: str
+    size: int
+    is_binary: bool
+
 
 CREATE_WORK = """
 CREATE TEMP TABLE IF NOT EXISTS scan_work (
