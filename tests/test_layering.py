@@ -25,9 +25,8 @@ def docora_imports(path: Path) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("docora"))
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module.startswith("docora"):
-                found.add(node.module)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("docora"):
+            found.add(node.module)
     return found
 
 
@@ -67,10 +66,7 @@ def test_layers_form_no_cycle():
                 edges[source].add(destination)
 
     def reaches(start: str, goal: str, seen: set[str]) -> bool:
-        for nxt in edges[start] - seen:
-            if nxt == goal or reaches(nxt, goal, seen | {nxt}):
-                return True
-        return False
+        return any(nxt == goal or reaches(nxt, goal, seen | {nxt}) for nxt in edges[start] - seen)
 
     cycles = sorted(layer for layer in LAYERS if reaches(layer, layer, set()))
     assert not cycles, f"layers in an import cycle: {cycles}; edges: {edges}"

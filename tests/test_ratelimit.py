@@ -1,6 +1,5 @@
-import ipaddress
-
-from docora.api.ratelimit import RateLimiter, peer_address, rate_limit_key
+from docora.api.ratelimit import RateLimiter, VerifiedCredentials, peer_address, rate_limit_key
+from tests.conftest import admin_headers, onboard
 
 
 class Clock:
@@ -26,21 +25,53 @@ def scope(peer, headers=()):
     return {"type": "http", "client": (peer, 1234), "headers": list(headers)}
 
 
-def test_forwarded_for_is_ignored_from_untrusted_peers():
+def test_forwarded_for_is_never_read_by_the_app():
+    # uvicorn rewrites the client for TRUSTED_PROXIES (tests/test_proxy_trust.py); the
+    # application itself only ever sees the socket peer it was given.
     s = scope("203.0.113.9", [(b"x-forwarded-for", b"1.2.3.4")])
-    assert peer_address(s, []) == "203.0.113.9"
-    assert peer_address(s, [ipaddress.ip_network("10.0.0.0/8")]) == "203.0.113.9"
+    assert peer_address(s) == "203.0.113.9"
 
 
-def test_forwarded_for_is_used_from_trusted_proxies():
-    trusted = [ipaddress.ip_network("10.0.0.0/8")]
-    s = scope("10.0.0.5", [(b"x-forwarded-for", b"6.6.6.6, 1.2.3.4, 10.0.0.7")])
-    # The rightmost hop that is not ours: a client cannot spoof past the proxy.
-    assert peer_address(s, trusted) == "1.2.3.4"
-
-
-def test_key_prefers_the_bearer_token_and_never_stores_it():
+def test_only_verified_tokens_get_their_own_bucket():
+    verified = VerifiedCredentials()
     s = scope("1.1.1.1", [(b"authorization", b"Bearer docora_secret")])
-    key = rate_limit_key(s, [])
+    assert rate_limit_key(s, verified) == "peer:1.1.1.1"  # unknown: charged to the peer
+    verified.add("docora_secret")
+    key = rate_limit_key(s, verified)
     assert key.startswith("token:") and "docora_secret" not in key
-    assert rate_limit_key(scope("1.1.1.1"), []) == "peer:1.1.1.1"
+    assert rate_limit_key(scope("1.1.1.1"), verified) == "peer:1.1.1.1"
+    verified.discard("docora_secret")
+    assert rate_limit_key(s, verified) == "peer:1.1.1.1"
+
+
+def test_verified_credentials_are_bounded():
+    verified = VerifiedCredentials(capacity=2)
+    for token in ("a", "b", "c"):
+        verified.add(token)
+    keys = [
+        rate_limit_key(scope("p", [(b"authorization", f"Bearer {t}".encode())]), verified)
+        for t in ("a", "b", "c")
+    ]
+    assert keys[0] == "peer:p" and keys[1].startswith("token:") and keys[2].startswith("token:")
+
+
+def test_random_bearer_strings_share_the_peer_bucket(make_settings):
+    from litestar.testing import TestClient
+
+    from docora.api.app import create_app
+
+    with TestClient(create_app(make_settings(RATE_LIMIT_PER_MINUTE="5"))) as client:
+        _, headers = onboard(client)
+        assert client.get("/api/apps/me", headers=headers).status_code == 200
+        statuses = [
+            client.get(
+                "/schema/openapi.json", headers={"Authorization": f"Bearer junk-{i}"}
+            ).status_code
+            for i in range(8)
+        ]
+        # Onboarding and the first /me came with tokens not yet verified, so they were
+        # charged to the peer: 3 junk requests pass, then the peer is limited.
+        assert statuses[:3] == [200, 200, 200] and set(statuses[3:]) == {429}
+        # A token that authenticated earlier keeps its own bucket.
+        assert client.get("/api/apps/me", headers=headers).status_code == 200
+        assert client.get("/api/apps/onboard", headers=admin_headers()).status_code == 405

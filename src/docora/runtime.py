@@ -145,6 +145,7 @@ def _one_line(exc: BaseException) -> str:
 async def run_api(
     settings: Settings, stop: asyncio.Event, on_ready: Callable[[], None] | None
 ) -> None:
+    proxies = [str(network) for network in settings.trusted_proxy_networks]
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
@@ -153,6 +154,10 @@ async def run_api(
         access_log=False,
         lifespan="on",
         server_header=False,
+        # The one place X-Forwarded-For/-Proto are believed: only from TRUSTED_PROXIES
+        # (uvicorn's default would trust loopback, and so any local proxy's clients).
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
     )
     server = _Server(config)
     task = asyncio.create_task(server.serve())

@@ -81,7 +81,6 @@ def create_app(settings: Settings, *, resolver: Resolver = system_resolver) -> L
         limiter=RateLimiter(settings.rate_limit_per_minute),
         auth_failures=RateLimiter(max(5, settings.rate_limit_per_minute // 10)),
         resolver=resolver,
-        trusted_proxies=settings.trusted_proxy_networks,
     )
 
     @contextlib.asynccontextmanager
@@ -112,7 +111,7 @@ def create_app(settings: Settings, *, resolver: Resolver = system_resolver) -> L
         request_max_body_size=MAX_BODY_BYTES,
         plugins=[StrictStructSchemaPlugin()],
         middleware=[
-            rate_limit_middleware(ctx.limiter, ctx.trusted_proxies),
+            rate_limit_middleware(ctx.limiter, ctx.verified),
         ],
         debug=False,
         # Logging is configured once by the process (docora.runtime), not by Litestar.

@@ -38,7 +38,7 @@ def _fail(ctx: ApiContext, peer: str, message: str) -> NotAuthorizedException:
 
 async def authenticated_app(request: Request, db: NamedDependency[AsyncConnection]) -> AppRow:
     ctx: ApiContext = request.app.state.docora
-    peer = peer_address(request.scope, ctx.trusted_proxies)
+    peer = peer_address(request.scope)
     _refuse_if_brute_forcing(ctx, peer)
     token = bearer_token(request.scope)
     if token is None:
@@ -48,12 +48,13 @@ async def authenticated_app(request: Request, db: NamedDependency[AsyncConnectio
     found = await apps.find_by_token_digest(db, digest) if TOKEN_PATTERN.match(token) else None
     if found is None or not digests_match(found[1], digest):
         raise _fail(ctx, peer, "Invalid bearer token")
+    ctx.verified.add(token)
     return found[0]
 
 
 async def admin_guard(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
     ctx: ApiContext = connection.app.state.docora
-    peer = peer_address(connection.scope, ctx.trusted_proxies)
+    peer = peer_address(connection.scope)
     _refuse_if_brute_forcing(ctx, peer)
     expected = ctx.settings.admin_token
     token = bearer_token(connection.scope)
@@ -63,3 +64,4 @@ async def admin_guard(connection: ASGIConnection, _handler: BaseRouteHandler) ->
         )
     if token is None or not secret_matches(token, expected):
         raise _fail(ctx, peer, "Invalid admin token")
+    ctx.verified.add(token)

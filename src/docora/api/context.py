@@ -10,7 +10,7 @@ from litestar import Request
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from docora.api.ratelimit import Network, RateLimiter
+from docora.api.ratelimit import RateLimiter, VerifiedCredentials
 from docora.config import Settings
 from docora.crypto import SecretBox
 from docora.deliver.targets import Resolver, system_resolver
@@ -24,8 +24,8 @@ class ApiContext:
     limiter: RateLimiter
     auth_failures: RateLimiter
     resolver: Resolver = system_resolver
-    # Parsed once: auth and the rate limiter look the peer up on every request.
-    trusted_proxies: tuple[Network, ...] = ()
+    # Tokens that authenticated here: only they get a rate-limit bucket of their own.
+    verified: VerifiedCredentials = field(default_factory=VerifiedCredentials)
     started_at: float = field(default_factory=time.monotonic)
     pool: AsyncConnectionPool | None = None
     queue: JobQueue | None = None

@@ -1,4 +1,4 @@
-"""Token-bucket rate limiting per bearer token (or per peer), and who the peer is.
+"""Token-bucket rate limiting per verified bearer token (else per peer), and who the peer is.
 
 Buckets live in the process: with N API replicas the effective limit is N times the
 setting, which is the documented trade-off for keeping Postgres the only server.
@@ -7,15 +7,14 @@ setting, which is the documented trade-off for keeping Postgres the only server.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable
 
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 _MAX_BUCKETS = 50_000
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class RateLimiter:
@@ -53,28 +52,12 @@ class RateLimiter:
             del self._buckets[key]
 
 
-def peer_address(scope: Scope, trusted: Sequence[Network]) -> str:
-    """The socket peer, or the client named by X-Forwarded-For when the peer is a trusted proxy."""
+def peer_address(scope: Scope) -> str:
+    """The client's address. Behind a proxy listed in TRUSTED_PROXIES, uvicorn has already
+    put the client named by X-Forwarded-For here (runtime.run_api); nothing else reads
+    that header, so a client cannot choose its own bucket."""
     client = scope.get("client")
-    peer = client[0] if client else "unknown"
-    if not trusted or not _is_trusted(peer, trusted):
-        return peer
-    forwarded = _header(scope, b"x-forwarded-for")
-    if not forwarded:
-        return peer
-    # Walk from the right: the first hop that is not one of our proxies is the client.
-    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
-        if not _is_trusted(hop, trusted):
-            return hop
-    return peer
-
-
-def _is_trusted(address: str, trusted: Sequence[Network]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in trusted)
+    return client[0] if client else "unknown"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -91,11 +74,43 @@ def bearer_token(scope: Scope) -> str | None:
     return None
 
 
-def rate_limit_key(scope: Scope, trusted: Sequence[Network]) -> str:
+def credential_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class VerifiedCredentials:
+    """Digests of bearer tokens that authenticated in this process (bounded, oldest out).
+
+    Only these get a rate-limit bucket of their own: anything else a request carries
+    (no token, a random string, a revoked token never seen here) is charged to the peer,
+    so varying the token buys a client nothing.
+    """
+
+    def __init__(self, capacity: int = _MAX_BUCKETS) -> None:
+        self._capacity = capacity
+        self._digests: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, token: str) -> None:
+        digest = credential_digest(token)
+        self._digests[digest] = None
+        self._digests.move_to_end(digest)
+        while len(self._digests) > self._capacity:
+            self._digests.popitem(last=False)
+
+    def discard(self, token: str) -> None:
+        self._digests.pop(credential_digest(token), None)
+
+    def __contains__(self, digest: str) -> bool:
+        return digest in self._digests
+
+
+def rate_limit_key(scope: Scope, verified: VerifiedCredentials) -> str:
     token = bearer_token(scope)
     if token:
-        return "token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
-    return "peer:" + peer_address(scope, trusted)
+        digest = credential_digest(token)
+        if digest in verified:
+            return "token:" + digest[:32]
+    return "peer:" + peer_address(scope)
 
 
 def too_many_requests_body(retry_after: float) -> tuple[bytes, list[tuple[bytes, bytes]]]:
@@ -109,13 +124,13 @@ def too_many_requests_body(retry_after: float) -> tuple[bytes, list[tuple[bytes,
     return body, headers
 
 
-def rate_limit_middleware(limiter: RateLimiter, trusted: Sequence[Network]):
+def rate_limit_middleware(limiter: RateLimiter, verified: VerifiedCredentials):
     def factory(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != "http" or scope.get("path") in ("/health", "/version"):
                 await app(scope, receive, send)
                 return
-            wait = limiter.acquire(rate_limit_key(scope, trusted))
+            wait = limiter.acquire(rate_limit_key(scope, verified))
             if wait <= 0:
                 await app(scope, receive, send)
                 return
