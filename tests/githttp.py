@@ -87,8 +87,8 @@ class _Handler(NoDelayHandler):
 
 
 class GitHttpServer(BackgroundServer):
-    def __init__(self, root: Path, passwords: set[str] | None) -> None:
-        super().__init__(_Handler)
+    def __init__(self, root: Path, passwords: set[str] | None, host: str = "127.0.0.1") -> None:
+        super().__init__(_Handler, host=host)
         self.root = root
         self.password_for = passwords
         self.seen_passwords: list[str] = []

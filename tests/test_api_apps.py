@@ -73,7 +73,7 @@ def test_base_url_ssrf_is_refused_with_422(make_settings):
     for address in ("127.0.0.1", "10.0.0.8", "169.254.169.254", "::1"):
         with TestClient(create_app(settings, resolver=public_resolver(address))) as client:
             r = client.post("/api/apps/onboard", json=BODY, headers=admin_headers())
-            assert r.status_code == 422 and "non-public" in r.json()["error"]
+            assert r.status_code == 422 and "must resolve to public addresses" in r.json()["error"]
     with TestClient(create_app(settings, resolver=public_resolver())) as client:
         r = client.post(
             "/api/apps/onboard",

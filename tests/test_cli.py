@@ -136,7 +136,9 @@ def test_apps_create_and_list(database_url, encryption_key):
         "a@example.com",
         env=env,
     )
+    # Bad input to a command is not a configuration error: it says what is wrong with it.
     assert bad.returncode == 2 and "app_name" in bad.stderr
+    assert "configuration error" not in bad.stderr and bad.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -182,12 +184,15 @@ def test_demo_shows_verified_events_and_exits_0(tmp_path):
 def test_dev_keeps_its_secrets_and_prints_the_admin_token(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ENCRYPTION_KEY")}
+    seen = []
     for _ in range(2):  # the second start reuses the data and the keys
         returncode, out, err = serve_then_signal(
             ["dev", "--port", str(port)], env, port, signal.SIGINT, cwd=tmp_path
         )
         assert returncode == 0, err
         secrets_file = (tmp_path / ".docora" / "secrets.env").read_text()
-        admin = dict(line.split("=", 1) for line in secrets_file.split())["ADMIN_TOKEN"]
-        assert f"Admin token:  {admin}" in out and "/schema" in out
+        values = dict(line.split("=", 1) for line in secrets_file.split())
+        assert f"Admin token:  {values['ADMIN_TOKEN']}" in out and "/schema" in out
+        seen.append(values)
+    assert seen[0] == seen[1] and set(seen[0]) >= {"ENCRYPTION_KEY", "ADMIN_TOKEN"}
     assert oct((tmp_path / ".docora" / "secrets.env").stat().st_mode & 0o777) == "0o600"

@@ -120,9 +120,11 @@ def test_revoked_token_fails_once_then_a_new_token_recovers(client, worker, rece
         assert receiver.state.files == {"a.txt": b"a"}
         # A token that cannot read the repository is refused and changes nothing.
         r = client.patch(
-            f"/api/repositories/{rid}/token", json={"github_token": "wrong"}, headers=headers
+            f"/api/repositories/{rid}/token",
+            json={"github_token": "stale-token-9f3e"},
+            headers=headers,
         )
-        assert r.status_code == 422 and "wrong" not in r.text
+        assert r.status_code == 422 and "stale-token-9f3e" not in r.text
         assert wait_status(client, headers, rid, "failed")["circuit_breaker"]["status"] == "open"
         # The new token: breaker closed, sync queued, the missed change arrives.
         r = client.patch(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import pytest
@@ -19,6 +18,7 @@ from tests.e2e import (
     watch,
 )
 from tests.gitrepo import GitRepo
+from tests.tools import require_tool
 
 
 @pytest.fixture
@@ -96,8 +96,8 @@ def test_retried_sync_never_duplicates_acknowledged_files(client, worker, receiv
     assert len(set(ids)) == len(ids) - 1  # only the retry reused an id
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_bodies_are_byte_identical_to_json_stringify(client, worker, receiver, tmp_path):
+    node = require_tool("node", "apt-get install nodejs; .ci/run installs it")
     repo = GitRepo(tmp_path / "r" / "acme")
     tricky = 'quotes " and \\ backslash\n\ttab \x01\x1f\x7f é 世界 😀 \u2028 </script>'
     repo.commit("v1", {"tricky.txt": tricky, "bin.dat": b"\x00\xff" * 10})
@@ -114,7 +114,7 @@ def test_bodies_are_byte_identical_to_json_stringify(client, worker, receiver, t
 
     stdin = "\n".join(base64.b64encode(r).decode() for r in raws) + "\n"
     out = subprocess.run(
-        ["node", "-e", script], input=stdin, capture_output=True, text=True, check=True
+        [node, "-e", script], input=stdin, capture_output=True, text=True, check=True
     ).stdout.split()
     assert [base64.b64decode(o) for o in out] == raws
     assert json.loads(raws[1])["file"]["content"] == tricky

@@ -3,6 +3,7 @@ import asyncio
 import pytest
 
 from docora.deliver.targets import UnsafeTarget, check_target, normalize_base_url
+from docora.net import RefusedAddress
 
 
 def resolving_to(*addresses):
@@ -41,7 +42,7 @@ def resolving_to(*addresses):
     ],
 )
 async def test_non_public_addresses_are_refused(address):
-    with pytest.raises(UnsafeTarget):
+    with pytest.raises(RefusedAddress):
         await check_target(
             "https://hooks.example.com/x", allow_private=False, resolver=resolving_to(address)
         )
@@ -55,7 +56,7 @@ async def test_public_addresses_pass(address):
 
 
 async def test_one_private_address_among_public_ones_is_enough_to_refuse():
-    with pytest.raises(UnsafeTarget):
+    with pytest.raises(RefusedAddress):
         await check_target(
             "https://x.example.com",
             allow_private=False,
@@ -83,7 +84,7 @@ async def test_literal_and_encoded_loopback_forms(url):
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
         return [info[4][0] for info in infos]
 
-    with pytest.raises(UnsafeTarget):
+    with pytest.raises(RefusedAddress):
         await check_target(url, allow_private=False, resolver=resolver)
 
 
@@ -91,7 +92,7 @@ async def test_unresolvable_host_is_refused():
     async def failing(host, port):
         raise OSError("no such host")
 
-    with pytest.raises(UnsafeTarget, match="does not resolve"):
+    with pytest.raises(RefusedAddress, match="must resolve to public addresses"):
         await check_target("https://nowhere.invalid", allow_private=False, resolver=failing)
 
 

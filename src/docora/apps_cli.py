@@ -9,9 +9,10 @@ import psycopg
 
 from docora.api.apps import create_app_record
 from docora.api.models import OnboardRequest, OnboardResponse
-from docora.config import ConfigError, Settings
+from docora.config import Settings
 from docora.crypto import SecretBox
-from docora.deliver.targets import UnsafeTarget, check_target, normalize_base_url
+from docora.deliver.targets import check_target, normalize_base_url
+from docora.errors import InvalidInput
 from docora.store import apps
 from docora.store.apps import AppRow
 
@@ -32,11 +33,11 @@ async def create_app_from_cli(
             },
             OnboardRequest,
         )
-        allow = settings.allow_private_webhook_targets
-        base_url = normalize_base_url(request.base_url, allow_private=allow)
-        await check_target(base_url, allow_private=allow)
-    except (msgspec.ValidationError, UnsafeTarget) as exc:
-        raise ConfigError(str(exc).replace("$.", "")) from None
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(str(exc).replace("$.", "")) from None
+    allow = settings.allow_private_webhook_targets
+    base_url = normalize_base_url(request.base_url, allow_private=allow)
+    await check_target(base_url, allow_private=allow)
     async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as db:
         row, token = await create_app_record(db, SecretBox(settings.key_bytes), request, base_url)
     return OnboardResponse(app_id=row.id, token=token, created_at=row.created_at)

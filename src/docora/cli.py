@@ -12,7 +12,8 @@ import threading
 from collections.abc import Sequence
 
 from docora import __version__
-from docora.config import ConfigError, Settings, load_settings
+from docora.config import Settings, load_settings
+from docora.errors import ConfigError, DocoraError
 
 # The service's modules (uvicorn, Litestar, Procrastinate, psycopg) are imported by the
 # commands that need them, so that `--help` is instant and a SIGTERM that arrives while
@@ -240,6 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except ConfigError as exc:
         print(f"docora: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except DocoraError as exc:  # bad input to a command (apps create): say what is wrong
+        print(f"docora: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

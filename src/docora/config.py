@@ -10,13 +10,13 @@ from typing import Annotated, Literal
 import msgspec
 
 from docora.crypto import InvalidKeyError, parse_encryption_key
+from docora.errors import ConfigError
 
 Millis = Annotated[int, msgspec.Meta(ge=1)]
 Bytes = Annotated[int, msgspec.Meta(ge=1)]
 
 
-class ConfigError(Exception):
-    """A missing or malformed setting; the message is one line naming the variable."""
+__all__ = ["ConfigError", "Settings", "load_settings"]
 
 
 class Settings(msgspec.Struct, rename="upper", kw_only=True, frozen=True):

@@ -153,8 +153,10 @@ class BackgroundServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0) -> None:
-        super().__init__(("127.0.0.1", port), handler)
+    def __init__(
+        self, handler: type[BaseHTTPRequestHandler], port: int = 0, host: str = "127.0.0.1"
+    ) -> None:
+        super().__init__((host, port), handler)
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     def __enter__(self):

@@ -20,10 +20,10 @@ from docora.config import Settings
 from docora.crypto import SecretBox
 from docora.db import open_pool
 from docora.deliver.client import WebhookSender
-from docora.deliver.targets import Resolver, system_resolver
 from docora.jobs.app import build_job_app
 from docora.jobs.connector import PatientConnector
 from docora.jobs.services import Services
+from docora.net import Resolver, system_resolver
 
 log = logging.getLogger("docora")
 

@@ -29,9 +29,9 @@ from docora.api.status import health, version
 from docora.config import Settings
 from docora.crypto import SecretBox
 from docora.db import open_pool
-from docora.deliver.targets import Resolver, system_resolver
 from docora.jobs.app import build_job_app
 from docora.jobs.queue import JobQueue
+from docora.net import Resolver, system_resolver
 
 MAX_BODY_BYTES = 1024 * 1024
 # How long a request waits for a database connection before it gets 503.

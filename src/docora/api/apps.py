@@ -6,7 +6,6 @@ from typing import ClassVar
 
 from litestar import Controller, Request, get, patch, post
 from litestar.di import NamedDependency
-from litestar.exceptions import ClientException
 from litestar.params import JSONBody
 from psycopg import AsyncConnection
 
@@ -20,19 +19,17 @@ from docora.api.models import (
 )
 from docora.api.responses import errors
 from docora.crypto import SecretBox, client_key_context, new_app_token, token_digest
-from docora.deliver.targets import UnsafeTarget, check_target, normalize_base_url
+from docora.deliver.targets import check_target, normalize_base_url
 from docora.ids import new_app_id
 from docora.store import apps
 from docora.store.apps import AppRow
 
 
 async def validated_base_url(ctx: ApiContext, text: str) -> str:
+    """The base_url as stored, or InvalidInput (422) naming what is wrong with it."""
     allow = ctx.settings.allow_private_webhook_targets
-    try:
-        base_url = normalize_base_url(text, allow_private=allow)
-        await check_target(base_url, allow_private=allow, resolver=ctx.resolver)
-    except UnsafeTarget as exc:
-        raise ClientException(status_code=422, detail=str(exc)) from None
+    base_url = normalize_base_url(text, allow_private=allow)
+    await check_target(base_url, allow_private=allow, resolver=ctx.resolver)
     return base_url
 
 

@@ -13,8 +13,8 @@ from psycopg_pool import AsyncConnectionPool
 from docora.api.ratelimit import RateLimiter, VerifiedCredentials
 from docora.config import Settings
 from docora.crypto import SecretBox
-from docora.deliver.targets import Resolver, system_resolver
 from docora.jobs.queue import JobQueue
+from docora.net import Resolver, system_resolver
 
 
 @dataclass

@@ -8,6 +8,8 @@ import psycopg
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from docora.errors import Conflict, DocoraError, InvalidInput, NotFound, Unavailable
+
 log = logging.getLogger("docora.api")
 
 
@@ -40,6 +42,26 @@ def http_exception_handler(request: Request, exc: HTTPException) -> Response:
     return error_response(exc.status_code, message, exc.headers)
 
 
+# The one place where Docora's errors become HTTP statuses (most specific class first).
+STATUS_OF: tuple[tuple[type[DocoraError], int], ...] = (
+    (InvalidInput, 422),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Unavailable, 503),
+)
+
+
+def status_of(exc: DocoraError) -> int:
+    return next((status for kind, status in STATUS_OF if isinstance(exc, kind)), 500)
+
+
+def docora_error_handler(request: Request, exc: DocoraError) -> Response:
+    status = status_of(exc)
+    if status == 500:
+        return internal_error_handler(request, exc)
+    return error_response(status, exc.message)
+
+
 def internal_error_handler(request: Request, exc: Exception) -> Response:
     # The request body is never logged: it may carry tokens or signing keys.
     log.error(
@@ -63,6 +85,7 @@ def database_unavailable_handler(request: Request, exc: psycopg.OperationalError
 
 EXCEPTION_HANDLERS = {
     HTTPException: http_exception_handler,
+    DocoraError: docora_error_handler,
     psycopg.OperationalError: database_unavailable_handler,
     Exception: internal_error_handler,
 }

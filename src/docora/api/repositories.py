@@ -8,7 +8,6 @@ from typing import ClassVar
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import JSONBody, Parameter
 from psycopg import AsyncConnection
 
@@ -27,11 +26,10 @@ from docora.api.models import (
 )
 from docora.api.responses import errors
 from docora.crypto import watch_token_context
-from docora.git.command import GitError
+from docora.errors import DocoraError, InvalidInput, NotFound
+from docora.git.command import GitError, GitErrorKind
 from docora.git.remote import AccessCheck, check_access
 from docora.git.urls import (
-    InvalidRepositoryUrl,
-    InvalidToken,
     RepositoryUrl,
     check_branch,
     check_token,
@@ -48,17 +46,21 @@ RepositoryIdParam = Parameter(
 
 
 def _parse_request(ctx: ApiContext, data: RegisterRepositoryRequest) -> RepositoryUrl:
-    try:
-        repo = parse_repository_url(
-            data.github_url, allow_local=ctx.settings.allow_local_repositories
-        )
-        if data.github_token is not None:
-            check_token(data.github_token, repo)
-        if data.branch is not None:
-            check_branch(data.branch)
-    except (InvalidRepositoryUrl, InvalidToken) as exc:
-        raise ClientException(status_code=422, detail=str(exc)) from None
+    """The URL, token and branch checked for shape; InvalidInput (422) otherwise."""
+    repo = parse_repository_url(data.github_url, allow_local=ctx.settings.allow_local_repositories)
+    if data.github_token is not None:
+        check_token(data.github_token, repo)
+    if data.branch is not None:
+        check_branch(data.branch)
     return repo
+
+
+def unreadable(exc: GitError) -> DocoraError:
+    """What a client learns when git could not read a repository: the failure class, never
+    the remote's own output (which could map an internal network)."""
+    if exc.kind is GitErrorKind.REFUSED:
+        return InvalidInput(f"github_url refused ({exc.kind}): {exc.message}")
+    return NotFound(f"Repository not found or not accessible ({exc.kind}): {exc.message}")
 
 
 async def _check_access(
@@ -71,11 +73,10 @@ async def _check_access(
             token=token,
             allow_local=ctx.settings.allow_local_repositories,
             timeout_ms=ctx.settings.git_timeout_ms,
+            resolver=ctx.resolver,
         )
     except GitError as exc:
-        raise NotFoundException(
-            detail=f"Repository not found or not accessible ({exc.kind}): {exc.message}"
-        ) from None
+        raise unreadable(exc) from None
 
 
 def circuit_breaker(row: WatchRow, now: datetime) -> CircuitBreakerBody:
@@ -112,7 +113,7 @@ def summary(row: WatchRow) -> WatchSummary:
 async def _existing_watch(db: AsyncConnection, app: AppRow, repository_id: str) -> WatchRow:
     row = await watches.get_watch(db, app.id, repository_id)
     if row is None:
-        raise NotFoundException(detail=f"Repository {repository_id} is not watched by this app")
+        raise NotFound(f"Repository {repository_id} is not watched by this app")
     return row
 
 
@@ -213,7 +214,7 @@ class RepositoriesController(Controller):
         repository_id: str = RepositoryIdParam,
     ) -> None:
         if not await watches.delete_watch(db, app.id, repository_id):
-            raise NotFoundException(detail=f"Repository {repository_id} is not watched by this app")
+            raise NotFound(f"Repository {repository_id} is not watched by this app")
 
     @patch(
         "/{repository_id:str}/token",
@@ -233,20 +234,19 @@ class RepositoriesController(Controller):
         ctx: ApiContext = request.app.state.docora
         row = await _existing_watch(db, app, repository_id)
         repo = parse_repository_url(row.url, allow_local=True)
+        check_token(data.github_token, repo)
         try:
-            check_token(data.github_token, repo)
             await check_access(
                 row.url,
                 branch=row.branch,
                 token=data.github_token,
                 allow_local=ctx.settings.allow_local_repositories,
                 timeout_ms=ctx.settings.git_timeout_ms,
+                resolver=ctx.resolver,
             )
-        except InvalidToken as exc:
-            raise ClientException(status_code=422, detail=str(exc)) from None
         except GitError as exc:
-            raise ClientException(
-                status_code=422, detail=f"The token cannot read the repository ({exc.kind})"
+            raise InvalidInput(
+                f"The token cannot read the repository ({exc.kind}): {exc.message}"
             ) from None
         token_enc = ctx.box.encrypt(
             data.github_token, context=watch_token_context(app.id, repository_id)

@@ -10,7 +10,7 @@ import httpcore
 import httpx
 import msgspec
 
-from docora.deliver.targets import Resolver, UnsafeTarget, checked_addresses, system_resolver
+from docora.net import RefusedAddress, Resolver, checked_addresses, system_resolver
 
 
 class SendResult(msgspec.Struct, frozen=True):
@@ -39,7 +39,7 @@ class CheckedBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         addresses = await checked_addresses(
-            host, port, allow_private=self._allow_private, resolver=self._resolver
+            host, port, allow_private=self._allow_private, resolver=self._resolver, what="base_url"
         )
         failure: httpcore.ConnectError | None = None
         for address in addresses:
@@ -53,7 +53,7 @@ class CheckedBackend(httpcore.AsyncNetworkBackend):
         raise failure
 
     async def connect_unix_socket(self, *args, **kwargs) -> httpcore.AsyncNetworkStream:
-        raise UnsafeTarget("webhooks go over TCP only")
+        raise RefusedAddress("webhooks go over TCP only")
 
     async def sleep(self, seconds: float) -> None:
         await self._network.sleep(seconds)
@@ -107,7 +107,7 @@ class WebhookSender:
                 await response.aclose()
         except httpx.TimeoutException:
             return self._failed(started, f"timed out after {self._timeout_ms} ms")
-        except UnsafeTarget as exc:
+        except RefusedAddress as exc:
             return self._failed(started, f"webhook target refused: {exc}")
         except httpx.HTTPError as exc:
             return self._failed(started, f"connection failed: {type(exc).__name__}")

@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 
 from docora.git.command import GitError, GitErrorKind, git_environment, run_git_async
+from docora.git.hosts import remote_environment
+from docora.net import Resolver, system_resolver
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -68,9 +70,13 @@ async def fetch_branch(
     token: str | None,
     allow_local: bool,
     timeout_ms: int,
+    resolver: Resolver = system_resolver,
 ) -> str:
-    """Fetch the branch tip into the mirror (creating it if needed); return its commit."""
-    env = git_environment(url=url, token=token, allow_local=allow_local)
+    """Fetch the branch tip into the mirror (creating it if needed); return its commit.
+
+    The host is checked (and git pinned to the checked addresses) at every fetch: DNS may
+    have changed since registration."""
+    env = await remote_environment(url, token=token, allow_local=allow_local, resolver=resolver)
     secrets = [token] if token else []
     created = not (mirror / "HEAD").exists()
     if created:

@@ -6,7 +6,9 @@ import asyncio
 
 import msgspec
 
-from docora.git.command import GitError, GitErrorKind, git_environment, run_git_async
+from docora.git.command import GitError, GitErrorKind, run_git_async
+from docora.git.hosts import remote_environment
+from docora.net import Resolver, system_resolver
 
 FALLBACK_BRANCH = "main"
 
@@ -39,13 +41,14 @@ async def read_remote_head(
     token: str | None,
     allow_local: bool,
     timeout_ms: int,
+    resolver: Resolver = system_resolver,
 ) -> RemoteHead:
     """One `git ls-remote`: the tracked branch (given, or the remote's default) and its tip.
 
     Raises GitError(NOT_FOUND) when a named branch does not exist in a non-empty repository.
     """
     patterns = ["HEAD", f"refs/heads/{branch}"] if branch else ["HEAD"]
-    env = git_environment(url=url, token=token, allow_local=allow_local)
+    env = await remote_environment(url, token=token, allow_local=allow_local, resolver=resolver)
     out = await run_git_async(
         ["ls-remote", "--symref", "--", url, *patterns],
         env=env,
@@ -75,12 +78,18 @@ async def check_access(
     token: str | None,
     allow_local: bool,
     timeout_ms: int,
+    resolver: Resolver = system_resolver,
 ) -> AccessCheck:
     """Can this token (or anyone, without one) read the repository, and is a token needed?
 
     With a token, an anonymous probe runs alongside: `is_private` means the token was needed.
     """
-    common = {"branch": branch, "allow_local": allow_local, "timeout_ms": timeout_ms}
+    common = {
+        "branch": branch,
+        "allow_local": allow_local,
+        "timeout_ms": timeout_ms,
+        "resolver": resolver,
+    }
     if token is None:
         return AccessCheck(await read_remote_head(url, token=None, **common), is_private=False)
     with_token, anonymous = await asyncio.gather(

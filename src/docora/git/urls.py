@@ -7,11 +7,14 @@ and local paths are refused.
 
 from __future__ import annotations
 
+import ipaddress
 import posixpath
 import re
 from urllib.parse import urlsplit
 
 import msgspec
+
+from docora.errors import InvalidInput
 
 GITHUB_HOSTS = frozenset({"github.com", "www.github.com"})
 # GitHub's token kinds: classic (ghp_), fine-grained (github_pat_), OAuth (gho_), app
@@ -22,15 +25,16 @@ _HOST = re.compile(
     r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 )
 _FORBIDDEN_CHARS = re.compile(r"[\s\x00-\x1f\x7f\\'\"`$;|&<>]")
+_BRACKETED_HOST = re.compile(r"^https?://\[[0-9A-Fa-f:.]+\]", re.I)
 _TOKEN_CHARS = re.compile(r"^[\x21-\x7e]+$")
 MAX_URL_LENGTH = 2048
 
 
-class InvalidRepositoryUrl(ValueError):
+class InvalidRepositoryUrl(InvalidInput):
     pass
 
 
-class InvalidToken(ValueError):
+class InvalidToken(InvalidInput):
     pass
 
 
@@ -59,7 +63,9 @@ def parse_repository_url(text: str, *, allow_local: bool) -> RepositoryUrl:
         raise InvalidRepositoryUrl("github_url must not be empty")
     if len(text) > MAX_URL_LENGTH:
         raise InvalidRepositoryUrl(f"github_url must be at most {MAX_URL_LENGTH} characters")
-    if text.startswith("-") or "::" in text or _FORBIDDEN_CHARS.search(text):
+    # `::` selects a git transport (ext::, fd::); inside an IPv6 host's brackets it is not.
+    outside_host = _BRACKETED_HOST.sub("", text, count=1)
+    if text.startswith("-") or "::" in outside_host or _FORBIDDEN_CHARS.search(text):
         raise InvalidRepositoryUrl("github_url contains characters or forms that are not allowed")
     if text.startswith("/"):
         if not allow_local:
@@ -86,7 +92,8 @@ def _remote(text: str, scheme: str) -> RepositoryUrl:
     if parts.query or parts.fragment or text.rstrip().endswith(("?", "#")):
         raise InvalidRepositoryUrl("github_url must not contain a query string or fragment")
     host = (parts.hostname or "").lower()
-    if not _HOST.match(host):
+    literal_v6 = _ipv6_literal(host)
+    if not (literal_v6 or _HOST.match(host)):
         raise InvalidRepositoryUrl("github_url has an invalid host")
     try:
         port = parts.port
@@ -99,9 +106,20 @@ def _remote(text: str, scheme: str) -> RepositoryUrl:
             raise InvalidRepositoryUrl(
                 "GitHub URLs must look like https://github.com/{owner}/{repo}"
             )
-    netloc = host if port is None else f"{host}:{port}"
+    # An IPv6 literal is accepted as a host like any other; whether Docora may connect to
+    # it is the address check's business (git/hosts.py), not the parser's.
+    bracketed = f"[{host}]" if literal_v6 else host
+    netloc = bracketed if port is None else f"{bracketed}:{port}"
     url = f"{scheme}://{netloc}/" + "/".join(segments)
     return RepositoryUrl(url=url, host=netloc, owner="/".join(segments[:-1]), name=segments[-1])
+
+
+def _ipv6_literal(host: str) -> bool:
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _local(path: str) -> RepositoryUrl:

@@ -19,6 +19,7 @@ from docora.git.command import GitError
 from docora.git.mirror import fetch_branch, has_commit
 from docora.jobs.retry import attempt_number
 from docora.jobs.services import Services
+from docora.net import RefusedAddress
 from docora.store import apps, snapshots
 from docora.store import sync as state
 from docora.store.apps import AppRow
@@ -72,7 +73,7 @@ async def deliver_watch(
                 _set(services, repo, watch, "retrying", watch_error=INTERRUPTED, attempt=attempt)
             )
         raise
-    except (DeliveryFailed, GitError, UnsafeTarget, DecryptionError) as exc:
+    except (DeliveryFailed, GitError, UnsafeTarget, RefusedAddress, DecryptionError) as exc:
         final = attempt >= settings.max_retry_attempts
         await _set(
             services,
@@ -88,7 +89,7 @@ async def deliver_watch(
 def _describe(exc: Exception) -> str:
     if isinstance(exc, GitError):
         return f"git {exc.kind}: {exc.message}"
-    if isinstance(exc, UnsafeTarget):
+    if isinstance(exc, UnsafeTarget | RefusedAddress):
         return f"webhook target refused: {exc}"
     if isinstance(exc, DecryptionError):
         return "stored secret cannot be decrypted; rotate it"
@@ -166,6 +167,7 @@ async def _ensure_commit(
         token=token,
         allow_local=services.settings.allow_local_repositories,
         timeout_ms=services.settings.git_timeout_ms,
+        resolver=services.resolver,
     )
     if not await has_commit(mirror, commit):
         raise DeliveryFailed(

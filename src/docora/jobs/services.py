@@ -10,8 +10,8 @@ from psycopg_pool import AsyncConnectionPool
 from docora.config import Settings
 from docora.crypto import SecretBox
 from docora.deliver.client import WebhookSender
-from docora.deliver.targets import Resolver, system_resolver
 from docora.git.mirror import mirror_path
+from docora.net import Resolver, system_resolver
 from docora.store.sync import RepositoryState
 
 

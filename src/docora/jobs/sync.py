@@ -138,6 +138,7 @@ class SyncRun:
             token=token,
             allow_local=self.settings.allow_local_repositories,
             timeout_ms=self.settings.git_timeout_ms,
+            resolver=self.services.resolver,
         )
 
     async def _first_readable_head(self) -> tuple[str | None, RemoteHead]:
@@ -191,6 +192,7 @@ class SyncRun:
             token=token,
             allow_local=self.settings.allow_local_repositories,
             timeout_ms=self.settings.git_timeout_ms,
+            resolver=self.services.resolver,
         )
         async with self.services.pool.connection() as conn:
             stats = await scan_commit(
@@ -246,6 +248,8 @@ class SyncRun:
 
     async def record_git_failure(self, exc: GitError) -> bool:
         """Count the failure on the circuit breaker; True when this failure opened it."""
+        # git's own words go to the operator's log only; clients see the failure class.
+        log.warning("sync of %s failed: git %s: %s", self.repo.id, exc.kind, exc.detail or exc)
         settings = self.settings
         async with self.services.pool.connection() as conn:
             circuit = await state.record_git_failure(

@@ -2,7 +2,8 @@
 
 The scan streams its rows into a temporary work table with COPY; blob facts are joined
 in, and only rows that differ are written to snapshot_files. No statement's parameter
-count grows with the repository, and Python never holds the file list.
+count grows with the repository, and rows arrive as a stream (see scan/ for what the
+scanner itself holds).
 """
 
 from __future__ import annotations

@@ -1,0 +1,38 @@
+"""Docora's one exception hierarchy.
+
+Every error raised on purpose is a DocoraError whose message is safe to show to a
+client (no secret, no remote's raw output). Its class says what kind of failure it is;
+the API maps classes to HTTP statuses in one place (api/errors.py) and the CLI prints
+the message and exits 2.
+"""
+
+from __future__ import annotations
+
+
+class DocoraError(Exception):
+    """Base of every deliberate error; str(error) is safe to show."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(DocoraError):
+    """A missing or malformed setting; the message is one line naming the variable."""
+
+
+class InvalidInput(DocoraError):
+    """A well-formed value refused on meaning (a URL with credentials, a token of the wrong
+    shape, a webhook target that is not public). HTTP 422."""
+
+
+class NotFound(DocoraError):
+    """No such resource, or one the caller may not see. HTTP 404."""
+
+
+class Conflict(DocoraError):
+    """The request contradicts the current state. HTTP 409."""
+
+
+class Unavailable(DocoraError):
+    """A dependency (Postgres) cannot be reached; retry later. HTTP 503."""
