@@ -278,7 +278,7 @@ def scheduler_tick(s: Stack, watches: int) -> None:
     s.sql("ANALYZE watches")
     import psycopg
 
-    from docora.store.sync import CLAIM_DUE_REPOSITORIES
+    from docora.store.watches import CLAIM_DUE_REPOSITORIES
 
     with psycopg.connect(s.database_url, autocommit=True) as conn:
         times = []

@@ -1,7 +1,8 @@
-"""Procrastinate's own schema, from the installed procrastinate package.
+"""Procrastinate's baseline schema, from the installed procrastinate package.
 
 Applied only when its tables are absent, so a database prepared by
-`procrastinate schema --apply` beforehand is adopted as it is.
+`procrastinate schema --apply` beforehand is adopted as it is. Procrastinate's later
+schema changes are its own SQL scripts, recorded and applied by docora.migrate.
 """
 
 from procrastinate.schema import SchemaManager

@@ -36,7 +36,7 @@ def import_graph() -> dict[str, set[str]]:
 
 def layer_of(module: str) -> str | None:
     parts = module.split(".")
-    return parts[1] if len(parts) > 2 and parts[1] in LAYERS else None
+    return parts[1] if len(parts) >= 2 and parts[1] in LAYERS else None
 
 
 def test_store_imports_nothing_above_it():

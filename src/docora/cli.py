@@ -80,19 +80,35 @@ def _run(settings: Settings, *, api: bool, worker: bool, banner=None) -> int:
     return 0
 
 
-def cmd_api(args: argparse.Namespace) -> int:
+def _service_settings() -> Settings:
+    """Settings of a service process, on a database whose schema is not behind."""
     settings = _settings(_production_env(), require=("ENCRYPTION_KEY",))
-    return _run(settings, api=True, worker=False)
+    import psycopg
+
+    from docora.migrate import check_schema
+
+    try:
+        check_schema(settings.database_url)
+    except psycopg.OperationalError as exc:  # Postgres is not up yet
+        # The service waits for Postgres by itself; the schema is checked again at the
+        # next start. Starting before the database is a supported order (compose).
+        print(
+            f"docora: schema not checked, database unreachable ({type(exc).__name__})",
+            file=sys.stderr,
+        )
+    return settings
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    return _run(_service_settings(), api=True, worker=False)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    settings = _settings(_production_env(), require=("ENCRYPTION_KEY",))
-    return _run(settings, api=False, worker=True)
+    return _run(_service_settings(), api=False, worker=True)
 
 
 def cmd_all(args: argparse.Namespace) -> int:
-    settings = _settings(_production_env(), require=("ENCRYPTION_KEY",))
-    return _run(settings, api=True, worker=True)
+    return _run(_service_settings(), api=True, worker=True)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:

@@ -1,9 +1,12 @@
-"""A reference webhook receiver, as a client app would write one (demo and tests).
+"""The reference webhook receiver, written as a client app should write one (the demo
+uses it; docs/webhooks.md explains each step).
 
-It re-serialises the parsed JSON compactly (as the original's docs tell receivers to),
-HMACs it with the app's key and compares; it also checks the Standard Webhooks header.
-Chunked binaries are reassembled by chunk id. Responses can be scripted per request,
-and `on_event` sees every request once handled.
+For every request it: verifies both signatures (Docora's over the re-serialised body, as
+the original's docs told receivers to, and Standard Webhooks' over the raw body) and
+answers 401 when either fails; refuses a timestamp more than five minutes from its clock
+(400: a replay, or a clock to fix); answers a delivery id it has already applied with 200
+without applying it again (Docora delivers at least once); reassembles chunked binaries by
+chunk id. `on_event` sees every request once answered.
 """
 
 from __future__ import annotations
@@ -16,9 +19,15 @@ import json
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# How far a request's timestamp may be from the receiver's clock.
+TIMESTAMP_TOLERANCE_S = 300
+# Delivery ids remembered for de-duplication (oldest forgotten first).
+REMEMBERED_DELIVERIES = 100_000
 
 
 @dataclass
@@ -29,22 +38,27 @@ class Received:
     headers: dict[str, str]
     verified: bool
     answered: int
+    duplicate: bool = False
 
 
 @dataclass
 class ReceiverState:
     key: str
-    # Decide the status for each request (None: answer 200). May sleep to time out.
-    respond: Callable[[str, dict], int | None] = lambda event, body: None
     on_event: Callable[[Received], None] | None = None
     events: list[Received] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)
     shas: dict[str, str] = field(default_factory=dict)
     pending_chunks: dict[str, dict[int, str]] = field(default_factory=dict)
+    applied: OrderedDict[str, None] = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def accepted(self, event: str | None = None) -> list[Received]:
         return [e for e in self.events if e.answered < 300 and (event is None or e.event == event)]
+
+    def remember(self, delivery_id: str) -> None:
+        self.applied[delivery_id] = None
+        while len(self.applied) > REMEMBERED_DELIVERIES:
+            self.applied.popitem(last=False)
 
 
 def compact(obj) -> bytes:
@@ -91,6 +105,13 @@ class NoDelayHandler(BaseHTTPRequestHandler):
             super().handle()
 
 
+def is_fresh(headers: dict[str, str], now: float, tolerance_s: float) -> bool:
+    try:
+        return abs(now - int(headers["x-docora-timestamp"])) <= tolerance_s
+    except (KeyError, ValueError):
+        return False
+
+
 class _Handler(NoDelayHandler):
     server: WebhookReceiver
 
@@ -104,16 +125,24 @@ class _Handler(NoDelayHandler):
         except ValueError:  # a truncated body: the sender died mid-request
             self._answer(400, b'{"error":"body is not JSON"}')
             return
-        status = state.respond(event, body) or 200
+        verified = verify(state.key, headers, raw)
+        if not verified:
+            status, answer = 401, b'{"error":"bad signature"}'
+        elif not is_fresh(headers, time.time(), self.server.tolerance_s):
+            status, answer = 400, b'{"error":"timestamp too far from now"}'
+        else:
+            status, answer = self.server.status_for(event, body) or 200, b'{"ok":true}'
+        delivery_id = headers.get("x-docora-delivery", "")
         with state.lock:
-            verified = verify(state.key, headers, raw)
-            received = Received(event, body, raw, headers, verified, status)
+            duplicate = delivery_id in state.applied
+            received = Received(event, body, raw, headers, verified, status, duplicate)
             state.events.append(received)
-            if status < 300 and verified:
+            if status < 300 and not duplicate:
                 _apply(state, event, body)
+                state.remember(delivery_id)
         if state.on_event is not None:
             state.on_event(received)
-        self._answer(status, b'{"ok":true}')
+        self._answer(status, answer)
 
     def _answer(self, status: int, payload: bytes) -> None:
         # One write per response: with TCP_NODELAY, no Nagle delay between head and body.
@@ -169,6 +198,8 @@ class BackgroundServer(ThreadingHTTPServer):
 
 
 class WebhookReceiver(BackgroundServer):
+    tolerance_s: float = TIMESTAMP_TOLERANCE_S
+
     def __init__(self, key: str, port: int = 0) -> None:
         super().__init__(_Handler, port)
         self.state = ReceiverState(key=key)
@@ -177,13 +208,7 @@ class WebhookReceiver(BackgroundServer):
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server_port}/hooks"
 
-    def wait_for(self, predicate: Callable[[ReceiverState], bool], timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.state.lock:
-                if predicate(self.state):
-                    return
-            time.sleep(0.05)
-        raise AssertionError(
-            f"receiver condition not met in {timeout}s; got {len(self.state.events)} events"
-        )
+    def status_for(self, event: str, body: dict) -> int | None:
+        """The answer to a verified, fresh request (None: 200). A real app would store the
+        change here and answer 5xx when it cannot."""
+        return None

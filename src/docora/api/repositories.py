@@ -36,9 +36,10 @@ from docora.git.urls import (
     parse_repository_url,
 )
 from docora.ids import repository_id as make_repository_id
-from docora.store import snapshots, watches
+from docora.store import repositories, snapshots, watches
 from docora.store.apps import AppRow
-from docora.store.watches import WatchRow
+from docora.store.repositories import Repository
+from docora.store.watches import Watch
 
 RepositoryIdParam = Parameter(
     pattern=r"^repo_[0-9a-f]{24}$", description="repo_ + 24 hex", title="repository_id"
@@ -79,42 +80,44 @@ async def _check_access(
         raise unreadable(exc) from None
 
 
-def circuit_breaker(row: WatchRow, now: datetime) -> CircuitBreakerBody:
-    if row.cooldown_until is None:
+def circuit_breaker(repo: Repository, now: datetime) -> CircuitBreakerBody:
+    if repo.cooldown_until is None:
         status = "closed"
-    elif row.cooldown_until > now:
+    elif repo.cooldown_until > now:
         status = "open"
     else:
         status = "half_open"
     return CircuitBreakerBody(
         status=status,
-        consecutive_failures=row.consecutive_failures,
-        cooldown_until=row.cooldown_until,
+        consecutive_failures=repo.consecutive_failures,
+        cooldown_until=repo.cooldown_until,
     )
 
 
-def summary(row: WatchRow) -> WatchSummary:
+def summary(watch: Watch, repo: Repository) -> WatchSummary:
     return WatchSummary(
-        repository_id=row.repository_id,
-        github_url=row.url,
-        owner=row.owner,
-        name=row.name,
-        branch=row.branch,
-        is_private=row.is_private,
-        status=row.status,
-        last_error=row.last_error,
-        last_scanned_at=row.last_scanned_at,
-        commit_sha=row.commit_sha,
-        retry_count=row.retry_count,
-        created_at=row.created_at,
+        repository_id=repo.id,
+        github_url=repo.url,
+        owner=repo.owner,
+        name=repo.name,
+        branch=repo.branch,
+        is_private=repo.is_private,
+        status=watch.status,
+        last_error=watch.last_error,
+        last_scanned_at=watch.last_scanned_at,
+        commit_sha=watch.commit_sha,
+        retry_count=watch.retry_count,
+        created_at=watch.created_at,
     )
 
 
-async def _existing_watch(db: AsyncConnection, app: AppRow, repository_id: str) -> WatchRow:
-    row = await watches.get_watch(db, app.id, repository_id)
-    if row is None:
+async def _existing_watch(
+    db: AsyncConnection, app: AppRow, repository_id: str
+) -> tuple[Watch, Repository]:
+    found = await watches.app_watch(db, app.id, repository_id)
+    if found is None:
         raise NotFound(f"Repository {repository_id} is not watched by this app")
-    return row
+    return found
 
 
 class RepositoriesController(Controller):
@@ -148,7 +151,7 @@ class RepositoriesController(Controller):
             else None
         )
         async with db.transaction():
-            row = await watches.upsert_repository(
+            row = await repositories.upsert_repository(
                 db,
                 id=repository_id,
                 url=repo.url,
@@ -176,8 +179,8 @@ class RepositoriesController(Controller):
     async def list_watches(
         self, app: NamedDependency[AppRow], db: NamedDependency[AsyncConnection]
     ) -> WatchList:
-        rows = await watches.list_watches(db, app.id)
-        return WatchList(repositories=[summary(row) for row in rows])
+        rows = await watches.app_watches(db, app.id)
+        return WatchList(repositories=[summary(watch, repo) for watch, repo in rows])
 
     @get(
         "/{repository_id:str}",
@@ -190,12 +193,12 @@ class RepositoriesController(Controller):
         db: NamedDependency[AsyncConnection],
         repository_id: str = RepositoryIdParam,
     ) -> WatchDetail:
-        row = await _existing_watch(db, app, repository_id)
+        watch, repo = await _existing_watch(db, app, repository_id)
         counts = await watches.watch_counts(db, app.id, repository_id)
         skipped = await snapshots.skipped_files(db, repository_id)
         return WatchDetail(
-            **msgspec.structs.asdict(summary(row)),
-            circuit_breaker=circuit_breaker(row, datetime.now(UTC)),
+            **msgspec.structs.asdict(summary(watch, repo)),
+            circuit_breaker=circuit_breaker(repo, datetime.now(UTC)),
             files_delivered=counts.files_delivered,
             pending_changes=counts.pending_changes,
             skipped_files=[SkippedFileBody(**item) for item in skipped],
@@ -232,7 +235,7 @@ class RepositoriesController(Controller):
         repository_id: str = RepositoryIdParam,
     ) -> MessageBody:
         ctx: ApiContext = request.app.state.docora
-        row = await _existing_watch(db, app, repository_id)
+        _, row = await _existing_watch(db, app, repository_id)
         repo = parse_repository_url(row.url, allow_local=True)
         check_token(data.github_token, repo)
         try:

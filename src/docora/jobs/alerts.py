@@ -21,8 +21,7 @@ from docora.deliver.run import DeliveryFailed
 from docora.deliver.signing import signed_headers
 from docora.jobs.retry import attempt_number
 from docora.jobs.services import Services
-from docora.store import apps, changes
-from docora.store import sync as state
+from docora.store import apps, changes, repositories
 from docora.store.changes import LogEntry
 
 _NAMESPACE = uuid.UUID("0b6d8f5e-5a43-4d0e-8d86-3c5c1f0e7a11")
@@ -42,7 +41,7 @@ async def send_sync_failed(
     settings = services.settings
     async with services.pool.connection() as conn:
         app = await apps.get_app(conn, app_id)
-        repo = await state.load_repository(conn, repository_id)
+        repo = await repositories.get_repository(conn, repository_id)
     if app is None or repo is None:
         return
     event = SyncFailedEvent(

@@ -17,7 +17,7 @@ from docora.jobs.connector import PatientConnector
 from docora.jobs.queue import ALERT_TASK, DELIVER_TASK, SYNC_TASK, JobQueue
 from docora.jobs.retry import DoublingRetry
 from docora.jobs.services import Services
-from docora.store import sync as state
+from docora.store import watches
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def build_job_app(settings: Settings, services: Services | None = None) -> procr
 async def schedule_due_syncs(services: Services, queue: JobQueue, context: JobContext) -> int:
     """One tick: queue a sync for every repository with a due watch, retry stalled jobs."""
     async with services.pool.connection() as conn:
-        due = await state.claim_due_repositories(
+        due = await watches.claim_due_repositories(
             conn, rescan_ms=services.settings.rescan_interval_ms, limit=SCHEDULE_BATCH
         )
         for repository_id in due:

@@ -20,10 +20,10 @@ from docora.git.mirror import fetch_branch, has_commit
 from docora.jobs.retry import attempt_number
 from docora.jobs.services import Services
 from docora.net import RefusedAddress
-from docora.store import apps, snapshots
-from docora.store import sync as state
+from docora.store import apps, repositories, snapshots, watches
 from docora.store.apps import AppRow
-from docora.store.sync import RepositoryState, WatchState
+from docora.store.repositories import Repository
+from docora.store.watches import Watch
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,8 @@ async def deliver_watch(
     attempt = attempt_number(context.job)
     async with services.pool.connection() as conn:
         app = await apps.get_app(conn, app_id)
-        repo = await state.load_repository(conn, repository_id)
-        watch = await state.load_watch(conn, repository_id, app_id)
+        repo = await repositories.get_repository(conn, repository_id)
+        watch = await watches.get_watch(conn, app_id, repository_id)
         commit = await snapshots.current_commit(conn, repository_id)
     if app is None or repo is None or watch is None:
         return  # unwatched or deleted meanwhile: nothing more for this watch
@@ -55,7 +55,7 @@ async def deliver_watch(
             log.info("delivered %d events to %s for %s", sent, app_id, repository_id)
         async with services.pool.connection() as conn:
             if await snapshots.current_commit(conn, repository_id) == commit:
-                await state.mark_synced(
+                await watches.mark_synced(
                     conn,
                     app_id=app_id,
                     repository_id=repository_id,
@@ -99,7 +99,7 @@ def _describe(exc: Exception) -> str:
 async def _set(services, repo, watch, status, *, watch_error, attempt) -> None:
     # A failed watch comes back to the scheduler after RESCAN_INTERVAL_MS.
     async with services.pool.connection() as conn:
-        await state.set_watch_status(
+        await watches.set_watch_status(
             conn,
             repo.id,
             [watch.app_id],
@@ -113,8 +113,8 @@ async def _set(services, repo, watch, status, *, watch_error, attempt) -> None:
 async def _prepare(
     services: Services,
     app: AppRow,
-    repo: RepositoryState,
-    watch: WatchState,
+    repo: Repository,
+    watch: Watch,
     commit: str,
     attempt: int,
 ) -> WatchDelivery:
@@ -150,7 +150,7 @@ async def _prepare(
 
 
 async def _ensure_commit(
-    services: Services, repo: RepositoryState, watch: WatchState, mirror: Path, commit: str
+    services: Services, repo: Repository, watch: Watch, mirror: Path, commit: str
 ) -> None:
     """Another worker host may have made the snapshot: fetch with this watch's own token."""
     if await has_commit(mirror, commit):

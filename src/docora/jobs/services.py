@@ -12,7 +12,7 @@ from docora.crypto import SecretBox
 from docora.deliver.client import WebhookSender
 from docora.git.mirror import mirror_path
 from docora.net import Resolver, system_resolver
-from docora.store.sync import RepositoryState
+from docora.store.repositories import Repository
 
 
 @dataclass
@@ -23,7 +23,7 @@ class Services:
     sender: WebhookSender
     resolver: Resolver = system_resolver
 
-    def mirror_for(self, repo: RepositoryState) -> Path:
+    def mirror_for(self, repo: Repository) -> Path:
         return mirror_path(
             self.settings.repos_base_path,
             url=repo.url,

@@ -17,8 +17,9 @@ from docora.jobs.queue import JobQueue
 from docora.jobs.retry import attempt_number
 from docora.jobs.services import Services
 from docora.scan.snapshot import scan_commit
-from docora.store import sync as state
-from docora.store.sync import RepositoryState, WatchState
+from docora.store import repositories, watches
+from docora.store.repositories import Repository
+from docora.store.watches import Watch
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +34,9 @@ class Credentials:
     undecryptable: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(
-        cls, services: Services, repo: RepositoryState, watches: list[WatchState]
-    ) -> Credentials:
+    def of(cls, services: Services, repo: Repository, watching: list[Watch]) -> Credentials:
         creds = cls()
-        for watch in watches:
+        for watch in watching:
             token = None
             if watch.token_enc is not None:
                 try:
@@ -55,14 +54,14 @@ async def sync_repository(
     services: Services, queue: JobQueue, context: JobContext, repository_id: str
 ) -> None:
     async with services.pool.connection() as conn:
-        repo = await state.load_repository(conn, repository_id)
-        watches = await state.load_watches(conn, repository_id) if repo else []
-    if repo is None or not watches:
+        repo = await repositories.get_repository(conn, repository_id)
+        watching = await watches.watches_of_repository(conn, repository_id) if repo else []
+    if repo is None or not watching:
         return
     if repo.cooldown_until and repo.cooldown_until > datetime.now(UTC):
         log.info("sync of %s skipped: circuit breaker open until %s", repo.id, repo.cooldown_until)
         return
-    run = SyncRun(services, queue, repo, watches, attempt_number(context.job))
+    run = SyncRun(services, queue, repo, watching, attempt_number(context.job))
     try:
         await run.execute()
     except GitError as exc:
@@ -79,17 +78,17 @@ class SyncRun:
         self,
         services: Services,
         queue: JobQueue,
-        repo: RepositoryState,
-        watches: list[WatchState],
+        repo: Repository,
+        watching: list[Watch],
         attempt: int,
     ) -> None:
         self.services = services
         self.settings = services.settings
         self.queue = queue
         self.repo = repo
-        self.watches = watches
+        self.watches = watching
         self.attempt = attempt
-        self.creds = Credentials.of(services, repo, watches)
+        self.creds = Credentials.of(services, repo, watching)
 
     async def execute(self) -> None:
         if self.creds.undecryptable:
@@ -103,11 +102,11 @@ class SyncRun:
         if self._all_in_sync(head, snapshot_commit):
             # The no-op rescan: one ls-remote and one write, nothing fetched or hashed.
             async with self.services.pool.connection() as conn:
-                await state.mark_checked(
+                await watches.mark_checked(
                     conn, self.repo.id, rescan_ms=self.settings.rescan_interval_ms
                 )
                 if self.repo.consecutive_failures:
-                    await state.close_circuit(conn, self.repo.id)
+                    await repositories.close_circuit(conn, self.repo.id)
             return
         readable = await self._check_each_credential(token)
         if head.commit_sha is None:
@@ -119,7 +118,7 @@ class SyncRun:
             snapshot_commit = await self._fetch_and_snapshot(token, snapshot_commit)
         if self.repo.consecutive_failures:
             async with self.services.pool.connection() as conn:
-                await state.close_circuit(conn, self.repo.id)
+                await repositories.close_circuit(conn, self.repo.id)
         await self._hand_out(readable, snapshot_commit)
 
     def _all_in_sync(self, head: RemoteHead, snapshot_commit: str | None) -> bool:
@@ -180,7 +179,7 @@ class SyncRun:
                 )
                 await self.mark(app_ids, "failed", message)
                 async with self.services.pool.connection() as conn:
-                    await state.set_verified(conn, self.repo.id, app_ids, None)
+                    await watches.set_verified(conn, self.repo.id, app_ids, None)
         return readable
 
     async def _fetch_and_snapshot(self, token: str | None, previous: str | None) -> str:
@@ -219,8 +218,8 @@ class SyncRun:
         if not readable:
             return
         async with self.services.pool.connection() as conn, conn.transaction():
-            await state.set_verified(conn, self.repo.id, readable, commit)
-            await state.set_watch_status(
+            await watches.set_verified(conn, self.repo.id, readable, commit)
+            await watches.set_watch_status(
                 conn,
                 self.repo.id,
                 readable,
@@ -233,7 +232,7 @@ class SyncRun:
 
     async def mark(self, app_ids: list[str], status: str, error: str | None) -> None:
         async with self.services.pool.connection() as conn:
-            await state.set_watch_status(
+            await watches.set_watch_status(
                 conn,
                 self.repo.id,
                 app_ids,
@@ -252,7 +251,7 @@ class SyncRun:
         log.warning("sync of %s failed: git %s: %s", self.repo.id, exc.kind, exc.detail or exc)
         settings = self.settings
         async with self.services.pool.connection() as conn:
-            circuit = await state.record_git_failure(
+            circuit = await repositories.record_git_failure(
                 conn,
                 self.repo.id,
                 threshold=settings.circuit_breaker_threshold,

@@ -1,4 +1,5 @@
-"""Repositories and watches (app <-> repository links), as the API sees them."""
+"""Watches (app <-> repository links): status, delivered-state resets, the scheduler's
+claim, and the reads the API and the worker make of them."""
 
 from __future__ import annotations
 
@@ -8,38 +9,21 @@ import msgspec
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
-from docora.store.sync import close_circuit
+from docora.store import repositories
+from docora.store.repositories import Repository
 
 
-class RepositoryRow(msgspec.Struct, frozen=True):
-    id: str
-    url: str
-    host: str
-    owner: str
-    name: str
-    branch: str
-    is_private: bool
-    consecutive_failures: int
-    cooldown_until: datetime | None
-    created_at: datetime
-
-
-class WatchRow(msgspec.Struct, frozen=True):
+class Watch(msgspec.Struct, frozen=True):
+    app_id: str
     repository_id: str
-    url: str
-    owner: str
-    name: str
-    branch: str
-    is_private: bool
-    repository_created_at: datetime
     status: str
     retry_count: int
     last_error: str | None
     last_scanned_at: datetime | None
     commit_sha: str | None
-    consecutive_failures: int
-    cooldown_until: datetime | None
-    circuit_opened_at: datetime | None
+    generation: int
+    token_enc: bytes | None
+    verified_commit: str | None
     created_at: datetime
 
 
@@ -48,15 +32,20 @@ class WatchCounts(msgspec.Struct, frozen=True):
     pending_changes: int | None
 
 
-_REPOSITORY_COLUMNS = """id, url, host, owner, name, branch, is_private,
-    consecutive_failures, cooldown_until, created_at"""
+WATCH_COLUMNS = ", ".join(f"w.{f}" for f in Watch.__struct_fields__)
+_WATCH_WIDTH = len(Watch.__struct_fields__)
 
-UPSERT_REPOSITORY = f"""
-INSERT INTO repositories (id, url, host, owner, name, branch, is_private)
-VALUES (%(id)s, %(url)s, %(host)s, %(owner)s, %(name)s, %(branch)s, %(is_private)s)
-ON CONFLICT (id) DO UPDATE SET is_private = EXCLUDED.is_private, updated_at = now()
-RETURNING {_REPOSITORY_COLUMNS}
+SELECT_WATCH = f"SELECT {WATCH_COLUMNS} FROM watches w WHERE w.app_id = %s AND w.repository_id = %s"
+SELECT_REPOSITORY_WATCHES = (
+    f"SELECT {WATCH_COLUMNS} FROM watches w WHERE w.repository_id = %s ORDER BY w.app_id"
+)
+# A watch with its repository, as the API shows them.
+_JOINED = f"""
+SELECT {WATCH_COLUMNS}, {repositories.COLUMNS}
+FROM watches w JOIN {repositories.FROM} ON r.id = w.repository_id
 """
+SELECT_APP_WATCHES = _JOINED + "WHERE w.app_id = %s ORDER BY w.created_at, r.id"
+SELECT_APP_WATCH = _JOINED + "WHERE w.app_id = %s AND w.repository_id = %s"
 
 # A re-registration is a fresh start: new token, cleared errors, nothing delivered.
 UPSERT_WATCH = """
@@ -78,18 +67,6 @@ ON CONFLICT (app_id, repository_id) DO UPDATE SET
 DELETE_DELIVERED_STATE = """
 DELETE FROM delivered_files WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s
 """
-
-_WATCH_SELECT = """
-SELECT r.id AS repository_id, r.url, r.owner, r.name, r.branch, r.is_private,
-       r.created_at AS repository_created_at,
-       w.status, w.retry_count, w.last_error, w.last_scanned_at, w.commit_sha,
-       r.consecutive_failures, r.cooldown_until, r.circuit_opened_at, w.created_at
-FROM watches w JOIN repositories r ON r.id = w.repository_id
-"""
-
-SELECT_WATCHES = _WATCH_SELECT + "WHERE w.app_id = %s ORDER BY w.created_at, r.id"
-
-SELECT_WATCH = _WATCH_SELECT + "WHERE w.app_id = %s AND w.repository_id = %s"
 
 SELECT_WATCH_COUNTS = """
 SELECT
@@ -123,13 +100,80 @@ UPDATE watches SET next_check_at = now(), updated_at = now()
 WHERE app_id = %s AND repository_id = %s
 """
 
+# The scheduler's tick: one range scan of watches_next_check_at_idx. Due watches are
+# pushed one rescan interval ahead so the next tick does not queue them again; a
+# finished sync sets the real next check.
+CLAIM_DUE_REPOSITORIES = """
+WITH due AS (
+    SELECT w.app_id, w.repository_id FROM watches w
+    WHERE w.next_check_at <= now()
+    ORDER BY w.next_check_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), pushed AS (
+    UPDATE watches w SET next_check_at = now() + %(rescan)s * interval '1 millisecond'
+    FROM due WHERE w.app_id = due.app_id AND w.repository_id = due.repository_id
+    RETURNING w.repository_id
+)
+SELECT DISTINCT p.repository_id FROM pushed p JOIN repositories r ON r.id = p.repository_id
+WHERE r.cooldown_until IS NULL OR r.cooldown_until <= now()
+"""
 
-async def upsert_repository(conn: AsyncConnection, **values) -> RepositoryRow:
-    async with conn.cursor(row_factory=class_row(RepositoryRow)) as cur:
-        await cur.execute(UPSERT_REPOSITORY, values)
-        row = await cur.fetchone()
-    assert row is not None
-    return row
+MARK_CHECKED = """
+UPDATE watches SET last_scanned_at = now(),
+    next_check_at = now() + %(rescan)s * interval '1 millisecond'
+WHERE repository_id = %(repository_id)s AND status = 'synced'
+"""
+
+SET_WATCH_STATUS = """
+UPDATE watches SET status = %(status)s, last_error = %(error)s,
+    retry_count = coalesce(%(retry_count)s, retry_count),
+    next_check_at = now() + %(recheck)s * interval '1 millisecond', updated_at = now()
+WHERE repository_id = %(repository_id)s AND app_id = ANY(%(app_ids)s)
+"""
+
+# Access shown (or lost) for these watches at this snapshot commit.
+SET_VERIFIED = """
+UPDATE watches SET verified_commit = %(commit)s
+WHERE repository_id = %(repository_id)s AND app_id = ANY(%(app_ids)s)
+"""
+
+MARK_SYNCED = """
+UPDATE watches SET status = 'synced', commit_sha = %(commit_sha)s, last_error = NULL,
+    retry_count = 0, last_scanned_at = now(),
+    next_check_at = now() + %(rescan)s * interval '1 millisecond', updated_at = now()
+WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s AND generation = %(generation)s
+  AND verified_commit IS NOT DISTINCT FROM %(commit_sha)s
+"""
+
+
+def _split(row: tuple) -> tuple[Watch, Repository]:
+    return Watch(*row[:_WATCH_WIDTH]), Repository(*row[_WATCH_WIDTH:])
+
+
+async def get_watch(conn: AsyncConnection, app_id: str, repository_id: str) -> Watch | None:
+    async with conn.cursor(row_factory=class_row(Watch)) as cur:
+        await cur.execute(SELECT_WATCH, (app_id, repository_id))
+        return await cur.fetchone()
+
+
+async def watches_of_repository(conn: AsyncConnection, repository_id: str) -> list[Watch]:
+    async with conn.cursor(row_factory=class_row(Watch)) as cur:
+        await cur.execute(SELECT_REPOSITORY_WATCHES, (repository_id,))
+        return await cur.fetchall()
+
+
+async def app_watches(conn: AsyncConnection, app_id: str) -> list[tuple[Watch, Repository]]:
+    cur = await conn.execute(SELECT_APP_WATCHES, (app_id,))
+    return [_split(row) for row in await cur.fetchall()]
+
+
+async def app_watch(
+    conn: AsyncConnection, app_id: str, repository_id: str
+) -> tuple[Watch, Repository] | None:
+    cur = await conn.execute(SELECT_APP_WATCH, (app_id, repository_id))
+    row = await cur.fetchone()
+    return _split(row) if row else None
 
 
 async def reset_watch(
@@ -140,18 +184,6 @@ async def reset_watch(
     async with conn.transaction():
         await conn.execute(UPSERT_WATCH, params)
         await conn.execute(DELETE_DELIVERED_STATE, params)
-
-
-async def list_watches(conn: AsyncConnection, app_id: str) -> list[WatchRow]:
-    async with conn.cursor(row_factory=class_row(WatchRow)) as cur:
-        await cur.execute(SELECT_WATCHES, (app_id,))
-        return await cur.fetchall()
-
-
-async def get_watch(conn: AsyncConnection, app_id: str, repository_id: str) -> WatchRow | None:
-    async with conn.cursor(row_factory=class_row(WatchRow)) as cur:
-        await cur.execute(SELECT_WATCH, (app_id, repository_id))
-        return await cur.fetchone()
 
 
 async def watch_counts(conn: AsyncConnection, app_id: str, repository_id: str) -> WatchCounts:
@@ -174,8 +206,72 @@ async def replace_token(
     params = {"app_id": app_id, "repository_id": repository_id, "token_enc": token_enc}
     async with conn.transaction():
         await conn.execute(UPDATE_WATCH_TOKEN, params)
-        await close_circuit(conn, repository_id)
+        await repositories.close_circuit(conn, repository_id)
 
 
 async def mark_resync(conn: AsyncConnection, app_id: str, repository_id: str) -> None:
     await conn.execute(MARK_RESYNC, (app_id, repository_id))
+
+
+async def claim_due_repositories(conn: AsyncConnection, *, rescan_ms: int, limit: int) -> list[str]:
+    async with conn.transaction():
+        cur = await conn.execute(CLAIM_DUE_REPOSITORIES, {"rescan": rescan_ms, "limit": limit})
+        return [row[0] for row in await cur.fetchall()]
+
+
+async def mark_checked(conn: AsyncConnection, repository_id: str, *, rescan_ms: int) -> None:
+    await conn.execute(MARK_CHECKED, {"repository_id": repository_id, "rescan": rescan_ms})
+
+
+async def set_watch_status(
+    conn: AsyncConnection,
+    repository_id: str,
+    app_ids: list[str],
+    *,
+    status: str,
+    error: str | None = None,
+    retry_count: int | None = None,
+    recheck_ms: int,
+) -> None:
+    """Set status and error of some watches; they come back to the scheduler after recheck_ms
+    (a safety net: a job lost with a crashed machine is queued again)."""
+    await conn.execute(
+        SET_WATCH_STATUS,
+        {
+            "repository_id": repository_id,
+            "app_ids": app_ids,
+            "status": status,
+            "error": error,
+            "retry_count": retry_count,
+            "recheck": recheck_ms,
+        },
+    )
+
+
+async def mark_synced(
+    conn: AsyncConnection,
+    *,
+    app_id: str,
+    repository_id: str,
+    generation: int,
+    commit_sha: str | None,
+    rescan_ms: int,
+) -> None:
+    await conn.execute(
+        MARK_SYNCED,
+        {
+            "app_id": app_id,
+            "repository_id": repository_id,
+            "generation": generation,
+            "commit_sha": commit_sha,
+            "rescan": rescan_ms,
+        },
+    )
+
+
+async def set_verified(
+    conn: AsyncConnection, repository_id: str, app_ids: list[str], commit: str | None
+) -> None:
+    await conn.execute(
+        SET_VERIFIED, {"repository_id": repository_id, "app_ids": app_ids, "commit": commit}
+    )
