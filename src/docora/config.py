@@ -42,25 +42,29 @@ class Settings(msgspec.Struct, rename="upper", kw_only=True, frozen=True):
     git_timeout_ms: Millis = 300_000
     allow_local_repositories: bool = False
     allow_private_webhook_targets: bool = False
-    push_webhook_secret: str | None = None
-    admin_username: str | None = None
-    admin_password: str | None = None
-    admin_session_secret: str | None = None
     trusted_proxies: str = ""
     # Not in the original: requests per minute per token (or per peer when
     # unauthenticated); failed authentications get a tenth of it.
     rate_limit_per_minute: Annotated[int, msgspec.Meta(ge=1)] = 600
-    # Not in the original: how often a worker proves it is alive. A job whose worker has
-    # been silent for six heartbeats is considered stalled (crashed) and retried.
-    worker_heartbeat_ms: Annotated[int, msgspec.Meta(ge=100)] = 10_000
+    # Not in the original: how often a worker proves it is alive. A worker whose Postgres
+    # session is gone and whose heartbeat is two beats old is dead; its jobs are retried.
+    worker_heartbeat_ms: Annotated[int, msgspec.Meta(ge=100)] = 2_000
     # Not in the original: on SIGTERM a worker stops taking jobs and lets running ones
     # finish for this long; the rest are interrupted and retried. Keep it below the
     # orchestrator's kill timeout (compose stop_grace_period, Kubernetes grace period).
     shutdown_grace_ms: Annotated[int, msgspec.Meta(ge=0)] = 30_000
 
     @property
+    def gone_after_s(self) -> float:
+        """Heartbeat age that, with its presence session gone, proves a worker dead."""
+        return 2 * self.worker_heartbeat_ms / 1000
+
+    @property
     def stalled_after_s(self) -> float:
-        return 6 * self.worker_heartbeat_ms / 1000
+        """Heartbeat age that alone declares a worker dead (its host vanished without
+        closing its sockets). Generous: a slow worker keeps its session and is never
+        declared dead before this."""
+        return max(60.0, 6 * self.worker_heartbeat_ms / 1000)
 
     @property
     def key_bytes(self) -> bytes:

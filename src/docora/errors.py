@@ -21,6 +21,11 @@ class ConfigError(DocoraError):
     """A missing or malformed setting; the message is one line naming the variable."""
 
 
+class MalformedInput(DocoraError):
+    """A request that does not have the expected shape (a field out of range, a cursor
+    that is not one). HTTP 400."""
+
+
 class InvalidInput(DocoraError):
     """A well-formed value refused on meaning (a URL with credentials, a token of the wrong
     shape, a webhook target that is not public). HTTP 422."""

@@ -22,6 +22,7 @@ from docora.db import open_pool
 from docora.deliver.client import WebhookSender
 from docora.jobs.app import build_job_app
 from docora.jobs.connector import PatientConnector
+from docora.jobs.presence import reap_gone_workers
 from docora.jobs.services import Services
 from docora.net import Resolver, system_resolver
 
@@ -74,12 +75,32 @@ async def run_worker(
     )
     jobs = build_job_app(settings, services)
     await jobs.open_async(pool)
+    reaper = asyncio.create_task(_reap_forever(jobs, pool, settings), name="reaper")
     try:
         await _keep_working(jobs, settings, stop)
     finally:
+        reaper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reaper
         await jobs.close_async()
         await services.sender.aclose()
         await pool.close()
+
+
+async def _reap_forever(jobs: procrastinate.App, pool, settings: Settings) -> None:
+    """Every heartbeat, retry the jobs of workers proven gone (jobs/presence.py). Every
+    worker does it; the first to see a dead one wins, the others find nothing."""
+    while True:
+        await asyncio.sleep(settings.worker_heartbeat_ms / 1000)
+        try:
+            await reap_gone_workers(
+                jobs.job_manager,
+                pool,
+                gone_after_s=settings.gone_after_s,
+                stalled_after_s=settings.stalled_after_s,
+            )
+        except Exception as exc:  # Postgres away: the worker's own restart loop handles it
+            log.debug("reaper skipped a round: %s", _one_line(exc))
 
 
 async def _keep_working(jobs: procrastinate.App, settings: Settings, stop: asyncio.Event) -> None:

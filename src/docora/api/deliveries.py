@@ -6,13 +6,13 @@ from typing import Annotated, Literal
 
 from litestar import get
 from litestar.di import NamedDependency
-from litestar.exceptions import ValidationException
 from litestar.params import Parameter
 from psycopg import AsyncConnection
 
 from docora.api.auth import BEARER_SECURITY
 from docora.api.models import DeliveryBody, DeliveryPage
 from docora.api.responses import errors
+from docora.errors import MalformedInput
 from docora.store.apps import AppRow
 from docora.store.deliveries import DeliveryRow, list_deliveries
 
@@ -59,7 +59,7 @@ async def deliveries(
 ) -> DeliveryPage:
     before_id = int(cursor) if cursor else None
     if before_id is not None and before_id > 2**63 - 1:
-        raise ValidationException(detail="cursor is out of range")
+        raise MalformedInput("Invalid request: cursor is out of range")
     rows = await list_deliveries(
         db,
         app_id=app.id,

@@ -8,7 +8,14 @@ import psycopg
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from docora.errors import Conflict, DocoraError, InvalidInput, NotFound, Unavailable
+from docora.errors import (
+    Conflict,
+    DocoraError,
+    InvalidInput,
+    MalformedInput,
+    NotFound,
+    Unavailable,
+)
 
 log = logging.getLogger("docora.api")
 
@@ -44,6 +51,7 @@ def http_exception_handler(request: Request, exc: HTTPException) -> Response:
 
 # The one place where Docora's errors become HTTP statuses (most specific class first).
 STATUS_OF: tuple[tuple[type[DocoraError], int], ...] = (
+    (MalformedInput, 400),
     (InvalidInput, 422),
     (NotFound, 404),
     (Conflict, 409),

@@ -7,6 +7,7 @@ import base64
 import contextlib
 import os
 import re
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
@@ -199,32 +200,56 @@ async def run_git_async(
     deliveries, which a few slow fetches would otherwise starve. (sh's own async mode
     would avoid threads, but measured 150 ms per command against 9 ms this way.)
     """
-    command = sh.git(
-        *args,
-        _env=env,
-        _cwd=cwd,
-        _tty_out=False,
-        _tty_in=False,
-        _in=None,
-        _bg=True,
-        _bg_exc=False,
-        _decode_errors="replace",
-    )
-    waiting = asyncio.get_running_loop().run_in_executor(GIT_WAITERS, command.wait)
+    run = _GitRun(args, env=env, cwd=cwd)
+    waiting = asyncio.get_running_loop().run_in_executor(GIT_WAITERS, run.to_completion)
     try:
-        await asyncio.wait_for(waiting, timeout_ms / 1000)
+        return await asyncio.wait_for(waiting, timeout_ms / 1000)
     except TimeoutError:
-        _kill(command)
+        run.kill()
         message = f"git {args[0]} timed out after {timeout_ms} ms"
         raise GitError(GitErrorKind.TIMEOUT, message) from None
     except asyncio.CancelledError:
-        _kill(command)
+        run.kill()
         raise
     except sh.ErrorReturnCode as exc:
         raise failure(exc.stderr.decode(errors="replace"), args[0], secrets) from None
-    return str(command)
 
 
-def _kill(command: sh.RunningCommand) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        command.kill()
+class _GitRun:
+    """One git command, started and waited for on a GIT_WAITERS thread.
+
+    Started there rather than on the event loop: sh ties a command made inside a running
+    loop to that loop, and its output thread then calls into the loop after the command
+    ends, which fails ("Event loop is closed") when the loop has gone meanwhile.
+    """
+
+    def __init__(self, args: Sequence[str], *, env: dict[str, str], cwd: str | None) -> None:
+        self._args, self._env, self._cwd = args, env, cwd
+        self._lock = threading.Lock()
+        self._command: sh.RunningCommand | None = None
+        self._killed = False
+
+    def to_completion(self) -> str:
+        with self._lock:
+            if self._killed:
+                raise GitError(GitErrorKind.TIMEOUT, "git was stopped before it started")
+            self._command = sh.git(
+                *self._args,
+                _env=self._env,
+                _cwd=self._cwd,
+                _tty_out=False,
+                _tty_in=False,
+                _in=None,
+                _bg=True,
+                _bg_exc=False,
+                _decode_errors="replace",
+            )
+        self._command.wait()
+        return str(self._command)
+
+    def kill(self) -> None:
+        with self._lock:
+            self._killed = True
+            if self._command is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    self._command.kill()

@@ -14,6 +14,7 @@ from procrastinate import JobContext
 from docora.config import Settings
 from docora.jobs import alerts, delivery, sync
 from docora.jobs.connector import PatientConnector
+from docora.jobs.presence import PresentJobManager, WorkerPresence
 from docora.jobs.queue import ALERT_TASK, DELIVER_TASK, SYNC_TASK, JobQueue
 from docora.jobs.retry import DoublingRetry
 from docora.jobs.services import Services
@@ -46,6 +47,10 @@ def interval_cron(interval_ms: int) -> str:
 
 def build_job_app(settings: Settings, services: Services | None = None) -> procrastinate.App:
     app = procrastinate.App(connector=PatientConnector())
+    if services is not None:
+        # Before any task is declared: tasks keep the manager they were declared with.
+        presence = WorkerPresence(services.pool.conninfo, settings.worker_heartbeat_ms / 1000)
+        app.job_manager = PresentJobManager(app.connector, presence)
     queue = JobQueue(app)
     retry = DoublingRetry(
         base_delay_ms=settings.retry_base_delay_ms, max_attempts=settings.max_retry_attempts
@@ -81,18 +86,12 @@ def build_job_app(settings: Settings, services: Services | None = None) -> procr
 
 
 async def schedule_due_syncs(services: Services, queue: JobQueue, context: JobContext) -> int:
-    """One tick: queue a sync for every repository with a due watch, retry stalled jobs."""
+    """One tick: queue a sync for every repository with a due watch. (Jobs of workers that
+    died are retried by every worker's reaper, jobs/presence.py.)"""
     async with services.pool.connection() as conn:
         due = await watches.claim_due_repositories(
             conn, rescan_ms=services.settings.rescan_interval_ms, limit=SCHEDULE_BATCH
         )
         for repository_id in due:
             await queue.sync_now(conn, repository_id)
-    manager = context.app.job_manager
-    stalled = await manager.get_stalled_jobs(
-        seconds_since_heartbeat=services.settings.stalled_after_s
-    )
-    for job in stalled:
-        log.warning("retrying stalled job %s (%s)", job.id, job.task_name)
-        await manager.retry_job(job)
     return len(due)

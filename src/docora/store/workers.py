@@ -1,0 +1,72 @@
+"""Procrastinate's workers, and the proof that one is gone.
+
+A worker holds a Postgres session for its whole life with a session-level advisory lock
+keyed by its id (jobs/presence.py). Postgres drops the lock the moment that session ends:
+a killed process's sockets close at once. So a worker whose lock is free and whose
+heartbeat has stopped is gone, and its jobs can be retried within seconds. A worker that
+is only slow (a blocked event loop, a paused process) keeps its session and its lock, and
+is never declared gone for missing heartbeats alone until `stalled_after` (the old rule,
+for hosts that vanish without closing their sockets).
+"""
+
+from __future__ import annotations
+
+from psycopg import AsyncConnection
+
+# The advisory lock class of worker presence (first key); the worker id is the second.
+PRESENCE_LOCK_CLASS = 0x646F63  # "doc"
+INT4_MAX = 2147483647
+
+TAKE_PRESENCE = "SELECT pg_advisory_lock(%s, %s)"
+RELEASE_PRESENCE = "SELECT pg_advisory_unlock(%s, %s)"
+
+GONE_WORKERS = """
+SELECT w.id FROM procrastinate_workers w
+WHERE w.last_heartbeat < now() - make_interval(secs => %(stalled_after)s)
+   OR (w.last_heartbeat < now() - make_interval(secs => %(gone_after)s)
+       AND NOT EXISTS (
+           SELECT 1 FROM pg_locks l
+           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+             AND l.classid = %(lock_class)s::oid
+             AND l.objid = (w.id %% %(int4_max)s)::oid))
+"""
+
+ORPHANED_JOBS = """
+SELECT j.id FROM procrastinate_jobs j
+WHERE j.status = 'doing' AND (j.worker_id IS NULL OR j.worker_id = ANY(%(gone)s))
+"""
+
+FORGET_WORKERS = "DELETE FROM procrastinate_workers WHERE id = ANY(%s)"
+
+
+def presence_key(worker_id: int) -> tuple[int, int]:
+    return PRESENCE_LOCK_CLASS, worker_id % INT4_MAX
+
+
+async def take_presence(conn: AsyncConnection, worker_id: int) -> None:
+    await conn.execute(TAKE_PRESENCE, presence_key(worker_id))
+
+
+async def gone_workers(
+    conn: AsyncConnection, *, gone_after_s: float, stalled_after_s: float
+) -> list[int]:
+    cur = await conn.execute(
+        GONE_WORKERS,
+        {
+            "gone_after": gone_after_s,
+            "stalled_after": stalled_after_s,
+            "lock_class": PRESENCE_LOCK_CLASS,
+            "int4_max": INT4_MAX,
+        },
+    )
+    return [row[0] for row in await cur.fetchall()]
+
+
+async def orphaned_jobs(conn: AsyncConnection, gone: list[int]) -> list[int]:
+    """Jobs marked `doing` whose worker is gone (or was already forgotten)."""
+    cur = await conn.execute(ORPHANED_JOBS, {"gone": gone})
+    return [row[0] for row in await cur.fetchall()]
+
+
+async def forget_workers(conn: AsyncConnection, worker_ids: list[int]) -> None:
+    await conn.execute(FORGET_WORKERS, (worker_ids,))
