@@ -22,6 +22,14 @@ class RefusedAddress(InvalidInput):
     """The host does not resolve, or resolves to an address Docora must not connect to."""
 
 
+def ip_literal(host: str) -> IPAddress | None:
+    """The address a host name spells literally (IPv6 without brackets), else None."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
 async def system_resolver(host: str, port: int) -> list[str]:
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)

@@ -12,14 +12,13 @@ warning says that the rebinding window is open.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import logging
 import re
 import subprocess
 from urllib.parse import urlsplit
 
 from docora.git.command import CLASS_MESSAGES, GitError, GitErrorKind, git_environment
-from docora.net import RefusedAddress, Resolver, checked_addresses, system_resolver
+from docora.net import RefusedAddress, Resolver, checked_addresses, ip_literal, system_resolver
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +56,6 @@ def resolve_entry(host: str, port: int, addresses: list[str]) -> str:
     return f"{host}:{port}:{listed}"
 
 
-def _is_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 async def remote_environment(
     url: str,
     *,
@@ -88,7 +79,8 @@ async def remote_environment(
     except RefusedAddress as exc:
         message = CLASS_MESSAGES[GitErrorKind.REFUSED]
         raise GitError(GitErrorKind.REFUSED, message, detail=str(exc)) from None
-    pinned = (
-        [] if _is_literal(host) or not git_can_pin() else [resolve_entry(host, port, addresses)]
-    )
+    # A literal address needs no pin (git resolves nothing); a name is pinned when git can.
+    pinned = []
+    if ip_literal(host) is None and git_can_pin():
+        pinned.append(resolve_entry(host, port, addresses))
     return git_environment(url=url, token=token, allow_local=allow_local, pinned=pinned)

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from docora.errors import InvalidInput
+from docora.net import ip_literal
 
 GITHUB_HOSTS = frozenset({"github.com", "www.github.com"})
 # GitHub's token kinds: classic (ghp_), fine-grained (github_pat_), OAuth (gho_), app
@@ -92,7 +93,7 @@ def _remote(text: str, scheme: str) -> RepositoryUrl:
     if parts.query or parts.fragment or text.rstrip().endswith(("?", "#")):
         raise InvalidRepositoryUrl("github_url must not contain a query string or fragment")
     host = (parts.hostname or "").lower()
-    literal_v6 = _ipv6_literal(host)
+    literal_v6 = isinstance(ip_literal(host), ipaddress.IPv6Address)
     if not (literal_v6 or _HOST.match(host)):
         raise InvalidRepositoryUrl("github_url has an invalid host")
     try:
@@ -112,14 +113,6 @@ def _remote(text: str, scheme: str) -> RepositoryUrl:
     netloc = bracketed if port is None else f"{bracketed}:{port}"
     url = f"{scheme}://{netloc}/" + "/".join(segments)
     return RepositoryUrl(url=url, host=netloc, owner="/".join(segments[:-1]), name=segments[-1])
-
-
-def _ipv6_literal(host: str) -> bool:
-    try:
-        ipaddress.IPv6Address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _local(path: str) -> RepositoryUrl:
