@@ -8,6 +8,9 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 PROJECT_TABLES = (
+    "operation_items",
+    "operations",
+    "admin_sessions",
     "deliveries",
     "delivered_files",
     "snapshot_skipped",

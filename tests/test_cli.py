@@ -14,7 +14,17 @@ from tests import pg
 from tests.e2e import wait_until
 from tests.worker import workers_registered
 
-COMMANDS = ["migrate", "api", "worker", "all", "dev", "apps", "apps create", "apps list"]
+COMMANDS = [
+    "migrate",
+    "api",
+    "worker",
+    "all",
+    "dev",
+    "hash-password",
+    "apps",
+    "apps create",
+    "apps list",
+]
 
 
 def docora(*args, env=None, input=None, timeout=60):

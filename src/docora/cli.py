@@ -132,11 +132,33 @@ def cmd_dev(args: argparse.Namespace) -> int:
                 f"  OpenAPI UI:   {base}/schema\n"
                 f"  Health:       {base}/health\n"
                 f"  Admin token:  {settings.admin_token}\n"
+                f"  Console:      {base}/admin  (user {settings.admin_username}, "
+                f"password {settings.admin_password})\n"
                 f"  Data:         ./.docora (Ctrl+C to stop)\n",
                 flush=True,
             )
 
         return _run(settings, api=True, worker=True, banner=banner)
+
+
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    """A hash for ADMIN_PASSWORD; the password comes from stdin (or a prompt), never argv."""
+    import getpass
+
+    from docora.admin.passwords import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Console password: ")
+        if getpass.getpass("Again: ") != password:
+            print("docora: the two passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 12:
+        print("docora: use a password of at least 12 characters", file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -222,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep-running", action="store_true", help="stay up after the demo")
     demo.add_argument("--port", type=int, help="API port (default: a free one)")
 
+    add(
+        "hash-password",
+        cmd_hash_password,
+        "Print a scrypt hash of a console password (read from stdin or a prompt) "
+        "for ADMIN_PASSWORD",
+    )
     apps = sub.add_parser(
         "apps", help="Operator commands for client apps", description="Manage client apps"
     )

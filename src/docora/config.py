@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from docora.admin.passwords import valid_hash
 from docora.crypto import InvalidKeyError, parse_encryption_key
 from docora.errors import ConfigError
 
@@ -42,6 +43,12 @@ class Settings(msgspec.Struct, rename="upper", kw_only=True, frozen=True):
     git_timeout_ms: Millis = 300_000
     allow_local_repositories: bool = False
     allow_private_webhook_targets: bool = False
+    # The operator console (/admin): off unless both are set. The password may be plain
+    # or a hash (`docora hash-password`: scrypt; argon2 hashes are accepted too).
+    admin_username: str | None = None
+    admin_password: str | None = None
+    # Signs console session cookies; derived from ENCRYPTION_KEY when unset.
+    admin_session_secret: str | None = None
     trusted_proxies: str = ""
     # Not in the original: requests per minute per token (or per peer when
     # unauthenticated); failed authentications get a tenth of it.
@@ -119,6 +126,12 @@ def _check(settings: Settings, require: tuple[str, ...]) -> None:
             raise ConfigError(str(exc)) from None
     if settings.admin_token is not None and len(settings.admin_token) < 16:
         raise ConfigError("ADMIN_TOKEN must be at least 16 characters")
+    if bool(settings.admin_username) != bool(settings.admin_password):
+        raise ConfigError("ADMIN_USERNAME and ADMIN_PASSWORD must be set together")
+    if settings.admin_password and not valid_hash(settings.admin_password):
+        raise ConfigError("ADMIN_PASSWORD looks like a hash but cannot be read")
+    if settings.admin_session_secret is not None and len(settings.admin_session_secret) < 32:
+        raise ConfigError("ADMIN_SESSION_SECRET must be at least 32 characters")
     if settings.binary_chunk_size_bytes % 4:
         raise ConfigError("BINARY_CHUNK_SIZE_BYTES must be a multiple of 4 (base64 quanta)")
     try:

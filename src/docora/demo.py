@@ -99,7 +99,12 @@ class Demo:
         self.receiver.state.on_event = lambda event: print(_describe(event), flush=True)
 
     async def drive(
-        self, base: str, admin_token: str, stop: asyncio.Event, ready: asyncio.Event
+        self,
+        base: str,
+        admin_token: str,
+        stop: asyncio.Event,
+        ready: asyncio.Event,
+        console: tuple[str, str | None, str | None],
     ) -> bool:
         await ready.wait()
         async with httpx.AsyncClient(base_url=base, timeout=30) as api:
@@ -118,7 +123,11 @@ class Demo:
             logged = (await api.get("/api/deliveries?limit=200", headers=auth)).json()
         ok = self._summarize(ok, initial_s, status, len(logged["deliveries"]))
         if self.keep_running:
-            print(f"\nStill running (--keep-running): API {base}, Ctrl+C to stop.")
+            url, user, password = console
+            print(
+                f"\nStill running (--keep-running): API {base}, Ctrl+C to stop.\n"
+                f"Console: {url}/admin  (user {user}, password {password})"
+            )
         else:
             stop.set()
         return ok
@@ -210,7 +219,8 @@ async def _main(demo: Demo, settings) -> int:
     service = asyncio.create_task(
         serve(settings, api=True, worker=True, on_ready=ready.set, stop=stop)
     )
-    driver = asyncio.create_task(demo.drive(base, settings.admin_token, stop, ready))
+    console = (base, settings.admin_username, settings.admin_password)
+    driver = asyncio.create_task(demo.drive(base, settings.admin_token, stop, ready, console))
     done, _ = await asyncio.wait({service, driver}, return_when=asyncio.FIRST_COMPLETED)
     if service in done and not driver.done():
         driver.cancel()

@@ -31,6 +31,10 @@ class InvalidInput(DocoraError):
     shape, a webhook target that is not public). HTTP 422."""
 
 
+class Forbidden(DocoraError):
+    """Authenticated, but this request may not act (a missing or wrong CSRF token). HTTP 403."""
+
+
 class NotFound(DocoraError):
     """No such resource, or one the caller may not see. HTTP 404."""
 

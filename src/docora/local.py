@@ -30,6 +30,10 @@ def ensure_dev_secrets(state_dir: Path = STATE_DIR) -> dict[str, str]:
         values["ENCRYPTION_KEY"], changed = generate_encryption_key(), True
     if "ADMIN_TOKEN" not in values:
         values["ADMIN_TOKEN"], changed = "admin_" + secrets.token_hex(24), True
+    # The console's login (plain here: this file is already the developer's secret).
+    if "ADMIN_USERNAME" not in values or "ADMIN_PASSWORD" not in values:
+        values["ADMIN_USERNAME"] = "admin"
+        values["ADMIN_PASSWORD"], changed = secrets.token_urlsafe(12), True
     if changed:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:

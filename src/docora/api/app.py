@@ -16,8 +16,11 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template.config import TemplateConfig
 
 from docora import __version__
+from docora.api.admin import AdminController
 from docora.api.apps import OnboardingController
 from docora.api.auth import authenticated_app
 from docora.api.context import ApiContext, provide_connection
@@ -27,6 +30,7 @@ from docora.api.ratelimit import RateLimiter, rate_limit_middleware
 from docora.api.repositories import RepositoriesController
 from docora.api.status import health, version
 from docora.config import Settings
+from docora.console.routes import TEMPLATES, ConsoleController, static_files
 from docora.crypto import SecretBox
 from docora.db import open_pool
 from docora.jobs.app import build_job_app
@@ -67,6 +71,13 @@ OPENAPI = OpenAPIConfig(
             "AdminToken": SecurityScheme(
                 type="http", scheme="bearer", description="The server's ADMIN_TOKEN"
             ),
+            "ConsoleSession": SecurityScheme(
+                type="apiKey",
+                name="docora_session",
+                security_scheme_in="cookie",
+                description="The operator console's session cookie; requests that change "
+                "state also send its CSRF token as X-CSRF-Token",
+            ),
         }
     ),
 )
@@ -99,7 +110,16 @@ def create_app(settings: Settings, *, resolver: Resolver = system_resolver) -> L
 
     cors = CORSConfig(allow_origins=settings.cors_origins) if settings.cors_origins else None
     app = Litestar(
-        route_handlers=[OnboardingController, RepositoriesController, deliveries, health, version],
+        route_handlers=[
+            OnboardingController,
+            RepositoriesController,
+            AdminController,
+            ConsoleController,
+            static_files(),
+            deliveries,
+            health,
+            version,
+        ],
         dependencies={
             "db": Provide(provide_connection),
             "app": Provide(authenticated_app),
@@ -110,6 +130,7 @@ def create_app(settings: Settings, *, resolver: Resolver = system_resolver) -> L
         cors_config=cors,
         request_max_body_size=MAX_BODY_BYTES,
         plugins=[StrictStructSchemaPlugin()],
+        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         middleware=[
             rate_limit_middleware(ctx.limiter, ctx.verified),
         ],

@@ -21,7 +21,7 @@ BEARER_SECURITY = [{"BearerAuth": []}]
 ADMIN_SECURITY = [{"AdminToken": []}]
 
 
-def _refuse_if_brute_forcing(ctx: ApiContext, peer: str) -> None:
+def refuse_brute_force(ctx: ApiContext, peer: str) -> None:
     wait = ctx.auth_failures.blocked_for(peer)
     if wait > 0:
         raise HTTPException(
@@ -31,7 +31,7 @@ def _refuse_if_brute_forcing(ctx: ApiContext, peer: str) -> None:
         )
 
 
-def _fail(ctx: ApiContext, peer: str, message: str) -> NotAuthorizedException:
+def unauthorized(ctx: ApiContext, peer: str, message: str) -> NotAuthorizedException:
     ctx.auth_failures.acquire(peer)
     return NotAuthorizedException(detail=message, headers={"WWW-Authenticate": "Bearer"})
 
@@ -39,15 +39,15 @@ def _fail(ctx: ApiContext, peer: str, message: str) -> NotAuthorizedException:
 async def authenticated_app(request: Request, db: NamedDependency[AsyncConnection]) -> AppRow:
     ctx: ApiContext = request.app.state.docora
     peer = peer_address(request.scope)
-    _refuse_if_brute_forcing(ctx, peer)
+    refuse_brute_force(ctx, peer)
     token = bearer_token(request.scope)
     if token is None:
-        raise _fail(ctx, peer, "Missing bearer token")
+        raise unauthorized(ctx, peer, "Missing bearer token")
     digest = token_digest(token)
     # The shape check costs nothing; the lookup is one indexed query either way.
     found = await apps.find_by_token_digest(db, digest) if TOKEN_PATTERN.match(token) else None
     if found is None or not digests_match(found[1], digest):
-        raise _fail(ctx, peer, "Invalid bearer token")
+        raise unauthorized(ctx, peer, "Invalid bearer token")
     ctx.verified.add(token)
     return found[0]
 
@@ -55,7 +55,7 @@ async def authenticated_app(request: Request, db: NamedDependency[AsyncConnectio
 async def admin_guard(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
     ctx: ApiContext = connection.app.state.docora
     peer = peer_address(connection.scope)
-    _refuse_if_brute_forcing(ctx, peer)
+    refuse_brute_force(ctx, peer)
     expected = ctx.settings.admin_token
     token = bearer_token(connection.scope)
     if expected is None:
@@ -63,5 +63,5 @@ async def admin_guard(connection: ASGIConnection, _handler: BaseRouteHandler) ->
             status_code=403, detail="Onboarding over HTTP is disabled: ADMIN_TOKEN is not set"
         )
     if token is None or not secret_matches(token, expected):
-        raise _fail(ctx, peer, "Invalid admin token")
+        raise unauthorized(ctx, peer, "Invalid admin token")
     ctx.verified.add(token)

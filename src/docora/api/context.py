@@ -10,6 +10,7 @@ from litestar import Request
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from docora.admin.sessions import LOGINS_PER_MINUTE
 from docora.api.ratelimit import RateLimiter, VerifiedCredentials
 from docora.config import Settings
 from docora.crypto import SecretBox
@@ -23,6 +24,8 @@ class ApiContext:
     box: SecretBox
     limiter: RateLimiter
     auth_failures: RateLimiter
+    # Failed console logins per peer (5 a minute).
+    login_failures: RateLimiter = field(default_factory=lambda: RateLimiter(LOGINS_PER_MINUTE))
     resolver: Resolver = system_resolver
     # Tokens that authenticated here: only they get a rate-limit bucket of their own.
     verified: VerifiedCredentials = field(default_factory=VerifiedCredentials)

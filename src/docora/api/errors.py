@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from docora.errors import (
     Conflict,
     DocoraError,
+    Forbidden,
     InvalidInput,
     MalformedInput,
     NotFound,
@@ -53,6 +54,7 @@ def http_exception_handler(request: Request, exc: HTTPException) -> Response:
 STATUS_OF: tuple[tuple[type[DocoraError], int], ...] = (
     (MalformedInput, 400),
     (InvalidInput, 422),
+    (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
     (Unavailable, 503),

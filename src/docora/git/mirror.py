@@ -34,6 +34,17 @@ def mirror_path(
     return Path(base).resolve().joinpath(*parts, _safe(branch.replace("/", "__")) + ".git")
 
 
+def remove_mirror(base: str | Path, mirror: Path) -> bool:
+    """Delete a mirror directory, never anything outside `base`; True if one was there."""
+    root = Path(base).resolve()
+    if root not in mirror.resolve().parents or not mirror.name.endswith(".git"):
+        raise ValueError(f"{mirror} is not a mirror under {root}")
+    if not mirror.exists():
+        return False
+    shutil.rmtree(mirror, ignore_errors=True)
+    return True
+
+
 def _clear_stale_locks(mirror: Path) -> None:
     """Remove lock files a killed git left behind.
 

@@ -12,10 +12,18 @@ import procrastinate
 from procrastinate import JobContext
 
 from docora.config import Settings
-from docora.jobs import alerts, delivery, sync
+from docora.git.mirror import mirror_path, remove_mirror
+from docora.jobs import alerts, delivery, operations, sync
 from docora.jobs.connector import PatientConnector
 from docora.jobs.presence import PresentJobManager, WorkerPresence
-from docora.jobs.queue import ALERT_TASK, DELIVER_TASK, SYNC_TASK, JobQueue
+from docora.jobs.queue import (
+    ALERT_TASK,
+    DELIVER_TASK,
+    FORGET_MIRROR_TASK,
+    OPERATION_TASK,
+    SYNC_TASK,
+    JobQueue,
+)
 from docora.jobs.retry import DoublingRetry
 from docora.jobs.services import Services
 from docora.store import watches
@@ -65,6 +73,18 @@ def build_job_app(settings: Settings, services: Services | None = None) -> procr
     async def deliver_watch(context: JobContext, app_id: str, repository_id: str) -> None:
         assert services is not None
         await delivery.deliver_watch(services, context, app_id, repository_id)
+
+    @app.task(name=OPERATION_TASK, pass_context=True, retry=retry)
+    async def run_operation(context: JobContext, operation_id: str) -> None:
+        assert services is not None
+        await operations.run_operation(services, queue, operation_id)
+
+    @app.task(name=FORGET_MIRROR_TASK, pass_context=True)
+    async def forget_mirror(context: JobContext, **repository: str) -> None:
+        assert services is not None
+        path = mirror_path(services.settings.repos_base_path, **repository)
+        if remove_mirror(services.settings.repos_base_path, path):
+            log.info("removed the mirror of a repository nobody watches: %s", path)
 
     @app.task(name=ALERT_TASK, pass_context=True, retry=retry)
     async def send_sync_failed(context: JobContext, **payload) -> None:

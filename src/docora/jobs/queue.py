@@ -17,6 +17,8 @@ from psycopg import AsyncConnection
 SYNC_TASK = "docora.sync_repository"
 DELIVER_TASK = "docora.deliver_watch"
 ALERT_TASK = "docora.send_sync_failed"
+OPERATION_TASK = "docora.run_operation"
+FORGET_MIRROR_TASK = "docora.forget_mirror"
 
 _SERIALIZE = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 _WAITING = "SELECT EXISTS (SELECT 1 FROM procrastinate_jobs WHERE lock = %s AND status = 'todo')"
@@ -47,6 +49,22 @@ class JobQueue:
             deliver_lock(app_id, repository_id),
             app_id=app_id,
             repository_id=repository_id,
+        )
+
+    async def run_operation(self, conn: AsyncConnection, operation_id: str) -> bool:
+        return await self._defer_once(
+            conn, OPERATION_TASK, f"operation:{operation_id}", operation_id=operation_id
+        )
+
+    async def forget_mirror(self, conn: AsyncConnection, repository) -> None:
+        """Remove a deleted repository's mirror (its url, host, owner, name and branch
+        locate it; no secret is in them)."""
+        await self._app.configure_task(FORGET_MIRROR_TASK, connection=conn).defer_async(
+            url=repository.url,
+            host=repository.host,
+            owner=repository.owner,
+            name=repository.name,
+            branch=repository.branch,
         )
 
     async def alert(self, conn: AsyncConnection, **payload) -> None:

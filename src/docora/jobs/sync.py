@@ -69,8 +69,18 @@ async def sync_repository(
         if not opened:
             raise
     except Exception:
+        if not await _still_registered(services, repository_id):
+            # Its last app was deleted mid-sync (rows gone under our writes): nothing is
+            # left to sync, so stop without a retry.
+            log.info("sync of %s stopped: the repository was deleted", repository_id)
+            return
         await run.mark_all("retrying", "internal error during sync; retrying")
         raise
+
+
+async def _still_registered(services: Services, repository_id: str) -> bool:
+    async with services.pool.connection() as conn:
+        return await repositories.get_repository(conn, repository_id) is not None
 
 
 class SyncRun:

@@ -102,3 +102,142 @@ async def update_app(
         row = await cur.fetchone()
     assert row is not None
     return row
+
+
+# --- the operator's view ---------------------------------------------------------------
+
+
+class AppSummary(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    email: str
+    base_url: str
+    delivery_concurrency: int
+    created_at: datetime
+    repositories: int
+    failed: int
+    sort_value: str  # the sort key as text, for the next page's cursor
+
+
+# sort -> (key expression over the listed row, SQL type of the key)
+APP_SORTS = {
+    "app_name": ("lower(a.name)", "text"),
+    "created_at": ("a.created_at", "timestamptz"),
+    "failed": (
+        "(SELECT count(*) FROM watches f WHERE f.app_id = a.id AND f.status = 'failed')",
+        "bigint",
+    ),
+}
+
+
+def _app_page_sql(sort: str, descending: bool, *, after: bool, search: bool) -> str:
+    """Conditions only when given, so that the planner always sees the index's order."""
+    key, kind = APP_SORTS[sort]
+    direction, compare = ("DESC", "<") if descending else ("ASC", ">")
+    conditions = ["true"]
+    if search:
+        conditions.append(
+            "(a.name ILIKE %(pattern)s OR a.email ILIKE %(pattern)s OR a.id = %(search)s)"
+        )
+    if after:
+        conditions.append(f"({key}, a.id) {compare} (%(after_value)s::{kind}, %(after_id)s)")
+    return f"""
+SELECT a.id, a.name, a.email, a.base_url, a.delivery_concurrency, a.created_at,
+       (SELECT count(*) FROM watches w WHERE w.app_id = a.id) AS repositories,
+       (SELECT count(*) FROM watches w WHERE w.app_id = a.id AND w.status = 'failed') AS failed,
+       ({key})::text AS sort_value
+FROM apps a
+WHERE {" AND ".join(conditions)}
+ORDER BY {key} {direction}, a.id {direction}
+LIMIT %(limit)s
+"""
+
+
+def like_pattern(text: str) -> str:
+    """`text` anywhere, with LIKE's wildcards taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def app_page(
+    conn: AsyncConnection,
+    *,
+    search: str | None,
+    sort: str,
+    descending: bool,
+    after: tuple[str, str] | None,
+    limit: int,
+) -> list[AppSummary]:
+    params = {
+        "pattern": like_pattern(search) if search else None,
+        "search": search,
+        "after_value": after[0] if after else None,
+        "after_id": after[1] if after else None,
+        "limit": limit,
+    }
+    async with conn.cursor(row_factory=class_row(AppSummary)) as cur:
+        sql = _app_page_sql(sort, descending, after=after is not None, search=bool(search))
+        await cur.execute(sql, params)
+        return await cur.fetchall()
+
+
+WATCH_STATUS_COUNTS = """
+SELECT status, count(*) FROM watches WHERE app_id = %s GROUP BY status
+"""
+
+DELIVERY_COUNT = "SELECT count(*) FROM deliveries WHERE app_id = %s"
+
+REPLACE_TOKEN = "UPDATE apps SET token_digest = %s, updated_at = now() WHERE id = %s"
+
+# Repositories that only this app watches: they go with it (and their mirrors).
+SOLE_REPOSITORIES = """
+SELECT w.repository_id, r.host, r.owner, r.name, r.branch, r.url
+FROM watches w JOIN repositories r ON r.id = w.repository_id
+WHERE w.app_id = %(app_id)s AND NOT EXISTS (
+    SELECT 1 FROM watches o WHERE o.repository_id = w.repository_id AND o.app_id <> %(app_id)s)
+"""
+DELETE_APP = "DELETE FROM apps WHERE id = %s"
+DELETE_REPOSITORIES = """
+DELETE FROM repositories r WHERE r.id = ANY(%s)
+  AND NOT EXISTS (SELECT 1 FROM watches w WHERE w.repository_id = r.id)
+RETURNING r.id
+"""
+
+
+class OrphanedRepository(msgspec.Struct, frozen=True):
+    id: str
+    host: str
+    owner: str
+    name: str
+    branch: str
+    url: str
+
+
+async def watch_status_counts(conn: AsyncConnection, app_id: str) -> dict[str, int]:
+    cur = await conn.execute(WATCH_STATUS_COUNTS, (app_id,))
+    return {status: count for status, count in await cur.fetchall()}
+
+
+async def delivery_count(conn: AsyncConnection, app_id: str) -> int:
+    cur = await conn.execute(DELIVERY_COUNT, (app_id,))
+    row = await cur.fetchone()
+    return row[0] if row else 0
+
+
+async def replace_token_digest(conn: AsyncConnection, app_id: str, digest: bytes) -> bool:
+    cur = await conn.execute(REPLACE_TOKEN, (digest, app_id))
+    return cur.rowcount > 0
+
+
+async def delete_app(conn: AsyncConnection, app_id: str) -> list[OrphanedRepository] | None:
+    """Delete the app (its watches, delivered state and log go by cascade) and the
+    repositories nobody else watches; None when there is no such app. Call in a
+    transaction."""
+    cur = await conn.execute(SOLE_REPOSITORIES, {"app_id": app_id})
+    sole = [OrphanedRepository(*row) for row in await cur.fetchall()]
+    cur = await conn.execute(DELETE_APP, (app_id,))
+    if cur.rowcount == 0:
+        return None
+    cur = await conn.execute(DELETE_REPOSITORIES, ([r.id for r in sole],))
+    gone = {row[0] for row in await cur.fetchall()}
+    return [r for r in sole if r.id in gone]

@@ -59,3 +59,50 @@ async def list_deliveries(
     async with conn.cursor(row_factory=class_row(DeliveryRow)) as cur:
         await cur.execute(SELECT_PAGE, params)
         return await cur.fetchall()
+
+
+# --- the operator's view: the log across apps --------------------------------------------
+
+
+class AdminDelivery(msgspec.Struct, frozen=True):
+    id: int
+    delivery_id: uuid.UUID
+    app_id: str
+    repository_id: str
+    event: str
+    path: str | None
+    status: str
+    status_code: int | None
+    attempt: int
+    latency_ms: int
+    error: str | None
+    created_at: datetime
+
+
+ADMIN_FILTERS = {
+    "app_id": "app_id = %(app_id)s",
+    "repository_id": "repository_id = %(repository_id)s",
+    "event": "event = %(event)s",
+    "outcome": "status = %(outcome)s",
+    "since": "created_at >= %(since)s",
+    "until": "created_at < %(until)s",
+    "before_id": "id < %(before_id)s",
+}
+
+ADMIN_PAGE = """
+SELECT id, delivery_id, app_id, repository_id, event, path, status, status_code, attempt,
+       latency_ms, error, created_at
+FROM deliveries WHERE {conditions}
+ORDER BY id DESC LIMIT %(limit)s
+"""
+
+
+async def admin_delivery_page(
+    conn: AsyncConnection, *, filters: dict[str, object], limit: int
+) -> list[AdminDelivery]:
+    """Newest first; `filters` holds ADMIN_FILTERS' names (None: not filtered)."""
+    conditions = [sql for name, sql in ADMIN_FILTERS.items() if filters.get(name) is not None]
+    sql = ADMIN_PAGE.replace("{conditions}", " AND ".join(conditions) or "true")
+    async with conn.cursor(row_factory=class_row(AdminDelivery)) as cur:
+        await cur.execute(sql, {**dict.fromkeys(ADMIN_FILTERS), **filters, "limit": limit})
+        return await cur.fetchall()

@@ -10,6 +10,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
 from docora.store import repositories
+from docora.store.apps import like_pattern
 from docora.store.repositories import Repository
 
 
@@ -275,3 +276,137 @@ async def set_verified(
     await conn.execute(
         SET_VERIFIED, {"repository_id": repository_id, "app_ids": app_ids, "commit": commit}
     )
+
+
+# --- the operator's view ---------------------------------------------------------------
+
+
+class AdminWatch(msgspec.Struct, frozen=True):
+    watch: Watch
+    repository: Repository
+    app_name: str
+    files_delivered: int
+    pending_changes: int | None
+
+
+# Failing first, as an operator wants them: statuses sort failed, pending_snapshot,
+# retrying, scanning, synced, so the order is the index's (watches_status_idx, or
+# watches_app_status_idx with an app). Filters are put in only when given, so that every
+# statement the planner sees can use its index.
+ADMIN_WATCHES = f"""
+SELECT {WATCH_COLUMNS}, {repositories.COLUMNS}, a.name AS app_name,
+       c.files_delivered, c.pending_changes
+FROM watches w
+JOIN {repositories.FROM} ON r.id = w.repository_id
+JOIN apps a ON a.id = w.app_id
+CROSS JOIN LATERAL (
+    SELECT
+      (SELECT count(*) FROM delivered_files d
+        WHERE d.app_id = w.app_id AND d.repository_id = w.repository_id) AS files_delivered,
+      CASE WHEN s.repository_id IS NOT NULL THEN
+        (SELECT count(*) FROM snapshot_files f
+          LEFT JOIN delivered_files d
+            ON d.app_id = w.app_id AND d.repository_id = f.repository_id AND d.path = f.path
+          WHERE f.repository_id = w.repository_id AND d.sha IS DISTINCT FROM f.sha)
+        + (SELECT count(*) FROM delivered_files d
+            WHERE d.app_id = w.app_id AND d.repository_id = w.repository_id
+              AND NOT EXISTS (SELECT 1 FROM snapshot_files f
+                              WHERE f.repository_id = d.repository_id AND f.path = d.path))
+      END AS pending_changes
+) c
+WHERE {{conditions}}
+ORDER BY w.status, w.app_id, w.repository_id
+LIMIT %(limit)s
+"""
+ADMIN_WATCH_FILTERS = {
+    "statuses": "w.status = ANY(%(statuses)s)",
+    "app_id": "w.app_id = %(app_id)s",
+    "repository_id": "w.repository_id = %(repository_id)s",
+    "search": "(r.url ILIKE %(pattern)s OR a.name ILIKE %(pattern)s"
+    " OR w.repository_id = %(search)s OR w.app_id = %(search)s)",
+    "after": "(w.status, w.app_id, w.repository_id)"
+    " > (%(after_status)s, %(after_app)s, %(after_repository)s)",
+}
+
+
+def where(filters: dict[str, str], given: dict[str, object]) -> str:
+    """The conditions of `filters` whose value was given, joined with AND."""
+    parts = [sql for name, sql in filters.items() if given.get(name) is not None]
+    return " AND ".join(parts) or "true"
+
+
+_REPOSITORY_WIDTH = len(Repository.__struct_fields__)
+
+# retry: clear the error and the attempt count, look again now.
+RETRY_WATCH = """
+UPDATE watches SET retry_count = 0, last_error = NULL, next_check_at = now(), updated_at = now(),
+    status = CASE WHEN status IN ('failed', 'retrying') THEN 'pending_snapshot' ELSE status END
+WHERE app_id = %s AND repository_id = %s
+"""
+
+# resync: forget what the app holds; every file goes again as `create`. The new generation
+# stops a delivery still running for the old one (its acknowledgements no longer record).
+RESYNC_WATCH = """
+UPDATE watches SET status = 'pending_snapshot', retry_count = 0, last_error = NULL,
+    last_scanned_at = NULL, commit_sha = NULL, verified_commit = NULL, next_check_at = now(),
+    generation = generation + 1, updated_at = now()
+WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s
+"""
+
+
+async def admin_watch_page(
+    conn: AsyncConnection,
+    *,
+    statuses: list[str] | None,
+    app_id: str | None,
+    repository_id: str | None,
+    search: str | None,
+    after: tuple[str, str, str] | None,
+    limit: int,
+) -> list[AdminWatch]:
+    params = {
+        "statuses": statuses,
+        "app_id": app_id,
+        "repository_id": repository_id,
+        "pattern": like_pattern(search) if search else None,
+        "search": search,
+        "after_status": after[0] if after else None,
+        "after_app": after[1] if after else None,
+        "after_repository": after[2] if after else None,
+        "limit": limit,
+    }
+    given = {
+        "statuses": statuses,
+        "app_id": app_id,
+        "repository_id": repository_id,
+        "search": search,
+        "after": after,
+    }
+    sql = ADMIN_WATCHES.replace("{conditions}", where(ADMIN_WATCH_FILTERS, given))
+    cur = await conn.execute(sql, params)
+    page = []
+    for row in await cur.fetchall():
+        watch, repo = _split(row[: _WATCH_WIDTH + _REPOSITORY_WIDTH])
+        app_name, files_delivered, pending = row[_WATCH_WIDTH + _REPOSITORY_WIDTH :]
+        page.append(AdminWatch(watch, repo, app_name, files_delivered, pending))
+    return page
+
+
+async def retry_watch(conn: AsyncConnection, app_id: str, repository_id: str) -> bool:
+    """Clear the error and attempts and close the repository's circuit breaker (an operator
+    asking for a retry wants a real attempt); the caller queues the sync. In a transaction."""
+    cur = await conn.execute(RETRY_WATCH, (app_id, repository_id))
+    if cur.rowcount == 0:
+        return False
+    await repositories.close_circuit(conn, repository_id)
+    return True
+
+
+async def resync_watch(conn: AsyncConnection, app_id: str, repository_id: str) -> bool:
+    """Forget the delivered state; the caller queues the sync in the same transaction."""
+    params = {"app_id": app_id, "repository_id": repository_id}
+    cur = await conn.execute(RESYNC_WATCH, params)
+    if cur.rowcount == 0:
+        return False
+    await conn.execute(DELETE_DELIVERED_STATE, params)
+    return True

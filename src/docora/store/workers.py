@@ -11,7 +11,11 @@ for hosts that vanish without closing their sockets).
 
 from __future__ import annotations
 
+from datetime import datetime
+
+import msgspec
 from psycopg import AsyncConnection
+from psycopg.rows import class_row
 
 # The advisory lock class of worker presence (first key); the worker id is the second.
 PRESENCE_LOCK_CLASS = 0x646F63  # "doc"
@@ -70,3 +74,31 @@ async def orphaned_jobs(conn: AsyncConnection, gone: list[int]) -> list[int]:
 
 async def forget_workers(conn: AsyncConnection, worker_ids: list[int]) -> None:
     await conn.execute(FORGET_WORKERS, (worker_ids,))
+
+
+class WorkerRow(msgspec.Struct, frozen=True):
+    id: int
+    last_heartbeat: datetime
+    heartbeat_age_s: float
+    has_session: bool
+    running_jobs: int
+
+
+LIST_WORKERS = """
+SELECT w.id, w.last_heartbeat,
+       extract(epoch FROM now() - w.last_heartbeat)::float8 AS heartbeat_age_s,
+       EXISTS (SELECT 1 FROM pg_locks l
+               WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+                 AND l.classid = %(lock_class)s::oid
+                 AND l.objid = (w.id %% %(int4_max)s)::oid) AS has_session,
+       (SELECT count(*) FROM procrastinate_jobs j
+         WHERE j.worker_id = w.id AND j.status = 'doing') AS running_jobs
+FROM procrastinate_workers w ORDER BY w.id
+"""
+
+
+async def list_workers(conn: AsyncConnection) -> list[WorkerRow]:
+    params = {"lock_class": PRESENCE_LOCK_CLASS, "int4_max": INT4_MAX}
+    async with conn.cursor(row_factory=class_row(WorkerRow)) as cur:
+        await cur.execute(LIST_WORKERS, params)
+        return await cur.fetchall()

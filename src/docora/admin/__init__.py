@@ -1,0 +1,1 @@
+"""What operators do, shared by the operator API (api/admin.py) and the console (console/)."""

@@ -1,0 +1,156 @@
+"""Bodies of the operator API (SPEC section 9); the console renders the same structs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from docora.api.models import CircuitBreakerBody, WatchStatus
+
+Cursor = Annotated[str | None, Meta(description="Opaque; pass as ?cursor= for the next page")]
+
+
+class OverviewBody(msgspec.Struct):
+    apps: int
+    repositories: int
+    watches: Annotated[dict[str, int], Meta(description="Watches by status (all five present)")]
+    circuit_breakers_open: int
+    queue: Annotated[dict[str, int], Meta(description="Jobs todo, doing and failed")]
+    workers_alive: int
+    deliveries_last_hour: Annotated[dict[str, int], Meta(description="succeeded, failed")]
+    generated_at: datetime
+
+
+class AdminAppItem(msgspec.Struct):
+    app_id: str
+    app_name: str
+    email: str
+    base_url: str
+    delivery_concurrency: int
+    repositories: int
+    failed: Annotated[int, Meta(description="Watches whose status is failed")]
+    created_at: datetime
+
+
+class AdminAppPage(msgspec.Struct):
+    items: list[AdminAppItem]
+    next_cursor: Cursor
+
+
+class AdminAppDetail(msgspec.Struct):
+    app_id: str
+    app_name: str
+    base_url: str
+    email: str
+    website: str | None
+    description: str | None
+    delivery_concurrency: int
+    created_at: datetime
+    updated_at: datetime
+    watches: Annotated[dict[str, int], Meta(description="Watches by status (all five present)")]
+    deliveries_logged: int
+
+
+class TokenBody(msgspec.Struct):
+    token: Annotated[str, Meta(description="The new bearer token, shown only this once")]
+
+
+class AdminWatchItem(msgspec.Struct):
+    app_id: str
+    app_name: str
+    repository_id: str
+    github_url: str
+    owner: str
+    name: str
+    branch: str
+    is_private: bool
+    status: WatchStatus
+    last_error: str | None
+    last_scanned_at: datetime | None
+    commit_sha: str | None
+    retry_count: int
+    created_at: datetime
+    circuit_breaker: CircuitBreakerBody
+    files_delivered: int
+    pending_changes: int | None
+
+
+class AdminWatchPage(msgspec.Struct):
+    items: list[AdminWatchItem]
+    next_cursor: Cursor
+
+
+class OperationRequest(msgspec.Struct, forbid_unknown_fields=True):
+    action: Literal["retry", "resync"]
+    app_id: Annotated[str, Meta(pattern=r"^app_[0-9a-f]{24}$")] | None = None
+    status: WatchStatus | None = None
+
+
+class OperationStarted(msgspec.Struct):
+    operation_id: str
+    total: int
+
+
+class OperationBody(msgspec.Struct):
+    operation_id: str
+    action: Literal["retry", "resync"]
+    status: Literal["running", "done", "cancelled", "failed"]
+    total: int
+    completed: int
+    succeeded: int
+    failed: int
+    created_at: datetime
+    finished_at: datetime | None
+    app_id: str | None
+    status_filter: str | None
+
+
+class AdminDeliveryItem(msgspec.Struct):
+    id: str
+    delivery_id: str
+    app_id: str
+    repository_id: str
+    event: Literal["create", "update", "delete", "sync_failed"]
+    path: str | None
+    outcome: Literal["delivered", "failed"]
+    status_code: int | None
+    attempt: int
+    duration_ms: int
+    error: str | None
+    created_at: datetime
+
+
+class AdminDeliveryPage(msgspec.Struct):
+    items: list[AdminDeliveryItem]
+    next_cursor: Cursor
+
+
+class JobItem(msgspec.Struct):
+    id: int
+    task: str
+    status: str
+    attempts: int
+    scheduled_at: datetime | None
+    args: dict
+
+
+class QueueBody(msgspec.Struct):
+    counts: Annotated[dict[str, int], Meta(description="Jobs by status (all six present)")]
+    items: list[JobItem]
+    next_cursor: Cursor
+
+
+class WorkerItem(msgspec.Struct):
+    worker_id: int
+    state: Literal["live", "stalled"]
+    last_heartbeat: datetime
+    heartbeat_age_s: float
+    has_session: Annotated[bool, Meta(description="Holds its Postgres presence session")]
+    running_jobs: int
+
+
+class WorkersBody(msgspec.Struct):
+    items: list[WorkerItem]
