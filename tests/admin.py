@@ -43,11 +43,13 @@ def csrf_of(html: str) -> str:
 
 
 def add_repository(db: psycopg.Connection, name: str, *, cooldown: bool = False) -> str:
-    url = f"https://git.example.com/acme/{name}"
+    """A repository row whose remote does not exist: a local path, so that a worker that
+    syncs it fails at once without any network (never a name to resolve)."""
+    url = f"file:///nonexistent/docora-tests/acme/{name}"
     rid = repository_id(url, "main")
     db.execute(
         "INSERT INTO repositories (id, url, host, owner, name, branch, is_private, cooldown_until,"
-        " consecutive_failures) VALUES (%s, %s, 'git.example.com', 'acme', %s, 'main', false,"
+        " consecutive_failures) VALUES (%s, %s, 'local', 'acme', %s, 'main', false,"
         " CASE WHEN %s THEN now() + interval '1 hour' END, CASE WHEN %s THEN 5 ELSE 0 END)",
         (rid, url, name, cooldown, cooldown),
     )
