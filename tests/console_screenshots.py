@@ -1,0 +1,118 @@
+"""Screenshots of the console's main pages for docs/console.md:
+
+    python -m tests.console_screenshots docs/console
+
+An embedded Postgres, the API on loopback, a worker, a few apps in every state, and
+Debian's Chromium at 1440 and 390 px wide."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from docora.config import load_settings
+from docora.db import embedded_postgres
+from docora.migrate import apply_migrations
+from tests.admin import ADMIN_PASSWORD, ADMIN_USER, add_repository, add_watch
+from tests.browser import CHROMIUM_ARGS, chromium, live_api
+from tests.conftest import ADMIN_TOKEN
+from tests.worker import BackgroundWorker
+
+PAGES = {
+    "overview": "/admin/",
+    "failures": "/admin/failures",
+    "apps": "/admin/apps?sort=failed&order=desc",
+    "deliveries": "/admin/deliveries",
+    "queue": "/admin/queue",
+}
+
+
+def populate(site: str, url: str) -> str:
+    with httpx.Client(base_url=site, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as api:
+        apps = [
+            api.post(
+                "/api/apps/onboard",
+                json={
+                    "app_name": name,
+                    "base_url": f"http://127.0.0.1:9/{name}",
+                    "email": f"ops@{name}.example",
+                    "client_auth_key": "signing-key-0123456789",
+                },
+            ).json()["app_id"]
+            for name in ("handbook-site", "docs-search", "release-notes")
+        ]
+    with psycopg.connect(url, autocommit=True) as db:
+        errors = [
+            "git auth: the host refused the credentials (token missing, wrong, expired or revoked)",
+            "delivery failed: create guides/setup.md: HTTP 503",
+            "delivery failed: update README.md: timed out after 30000 ms",
+        ]
+        for i, name in enumerate(("handbook", "api-docs", "changelog", "website", "design")):
+            rid = add_repository(db, name)
+            add_watch(db, apps[0], rid, "synced")
+            if i < 3:
+                add_watch(db, apps[1], rid, "failed" if i == 0 else "retrying", errors[i])
+            add_watch(db, apps[2], rid, "synced" if i % 2 else "pending_snapshot")
+        db.execute(
+            "INSERT INTO deliveries (app_id, repository_id, delivery_id, event, path, status,"
+            " status_code, latency_ms, error, created_at)"
+            " SELECT w.app_id, w.repository_id, gen_random_uuid(),"
+            " (ARRAY['create','update','delete'])[1 + i % 3], 'docs/page-' || i || '.md',"
+            " CASE WHEN i % 7 = 0 THEN 'failed' ELSE 'delivered' END,"
+            " CASE WHEN i % 7 = 0 THEN 503 ELSE 200 END, 20 + i % 40,"
+            " CASE WHEN i % 7 = 0 THEN 'HTTP 503' END, now() - i * interval '1 minute'"
+            " FROM watches w, generate_series(1, 6) i"
+        )
+    return apps[1]
+
+
+def main(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    from playwright.sync_api import sync_playwright
+
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        embedded_postgres(Path(tmp) / "pg", keep=False) as url,
+    ):
+        apply_migrations(url)
+        settings = load_settings(
+            {
+                "DATABASE_URL": url,
+                "ENCRYPTION_KEY": secrets.token_hex(32),
+                "ADMIN_TOKEN": ADMIN_TOKEN,
+                "ADMIN_USERNAME": ADMIN_USER,
+                "ADMIN_PASSWORD": ADMIN_PASSWORD,
+                "ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
+                "ALLOW_LOCAL_REPOSITORIES": "true",
+                "REPOS_BASE_PATH": str(Path(tmp) / "repos"),
+                "SCAN_INTERVAL_MS": "3600000",
+            }
+        )
+        with live_api(settings) as site, BackgroundWorker(settings), sync_playwright() as p:
+            failing_app = populate(site, url)
+            browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+            for width in (1440, 390):
+                page = browser.new_page(viewport={"width": width, "height": 900})
+                page.goto(f"{site}/admin/login")
+                page.get_by_label("Username").fill(ADMIN_USER)
+                page.get_by_label("Password").fill(ADMIN_PASSWORD)
+                page.get_by_role("button", name="Log in").click()
+                page.wait_for_load_state("networkidle")
+                pages = {**PAGES, "app": f"/admin/apps/{failing_app}"}
+                if width < 1000:  # the phone-sized view of the two pages used most
+                    pages = {"overview": pages["overview"], "app": pages["app"]}
+                for name, path in pages.items():
+                    page.goto(f"{site}{path}")
+                    page.wait_for_load_state("networkidle")
+                    page.screenshot(path=str(out / f"{name}-{width}.png"), full_page=width == 390)
+                page.close()
+            browser.close()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/console"))
