@@ -124,3 +124,35 @@ def test_deleting_an_app_removes_its_mirror_and_stops_its_work(make_settings, re
         wait_until(lambda: not mirror.exists(), 30, "the mirror is still there")
         assert client.get("/api/repositories", headers=headers).status_code == 401
     assert Path(settings.repos_base_path).exists()  # only the mirror went
+
+
+def test_deleting_an_app_mid_delivery_stops_it_cleanly(make_settings, receiver, db, tmp_path):
+    import time
+
+    from tests.gitrepo import fast_import
+
+    settings = console_settings(make_settings)
+    remote = tmp_path / "acme" / "big.git"
+    fast_import(remote, ((f"f{i:04d}.txt", f"{i}\n".encode()) for i in range(800)))
+    receiver.state.respond = lambda event, body: time.sleep(0.01)
+    with https_client(create_app(settings)) as client, BackgroundWorker(settings):
+        app_id, headers = register_app(client, receiver)
+        watch(client, headers, f"file://{remote}")
+        receiver.wait_for(lambda s: len(s.events) > 50, timeout=30)
+        assert client.delete(f"/api/admin/apps/{app_id}", headers=ADMIN).status_code == 204
+
+        def settled() -> bool:
+            busy = db.execute(
+                "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
+                " AND task_name <> 'docora.schedule'"
+            ).fetchone()[0]
+            return busy == 0
+
+        wait_until(settled, 30, "the delivery did not stop")
+        after = len(receiver.state.events)
+        time.sleep(0.5)
+        assert len(receiver.state.events) == after < 800  # nothing more is posted
+    failed = db.execute(
+        "SELECT count(*) FROM procrastinate_jobs WHERE status = 'failed'"
+    ).fetchone()[0]
+    assert failed == 0  # it stopped; nothing was left failing or retrying

@@ -186,6 +186,7 @@ def test_demo_shows_verified_events_and_exits_0(tmp_path):
     out = result.stdout
     assert out.count("verified ✓") == 11 and "✗" not in out
     assert "chunk 4/4" in out and "Receiver's copy matches the repository ✓" in out
+    assert "/admin  (user admin, password " in out
     for line in ("delete  docs/guide.md", "create  docs/changelog.md", "update  README.md"):
         assert line in out
     assert not any(tmp_path.iterdir())  # everything lived in a temporary directory
@@ -203,6 +204,9 @@ def test_dev_keeps_its_secrets_and_prints_the_admin_token(tmp_path):
         secrets_file = (tmp_path / ".docora" / "secrets.env").read_text()
         values = dict(line.split("=", 1) for line in secrets_file.split())
         assert f"Admin token:  {values['ADMIN_TOKEN']}" in out and "/schema" in out
+        console = f"/admin  (user {values['ADMIN_USERNAME']}, password {values['ADMIN_PASSWORD']})"
+        assert console in out
         seen.append(values)
-    assert seen[0] == seen[1] and set(seen[0]) >= {"ENCRYPTION_KEY", "ADMIN_TOKEN"}
+    assert seen[0] == seen[1]
+    assert set(seen[0]) >= {"ENCRYPTION_KEY", "ADMIN_TOKEN", "ADMIN_USERNAME", "ADMIN_PASSWORD"}
     assert oct((tmp_path / ".docora" / "secrets.env").stat().st_mode & 0o777) == "0o600"

@@ -107,6 +107,8 @@ class Demo:
         console: tuple[str, str | None, str | None],
     ) -> bool:
         await ready.wait()
+        url, user, password = console
+        print(f"Console: {url}/admin  (user {user}, password {password})")
         async with httpx.AsyncClient(base_url=base, timeout=30) as api:
             auth = await self._onboard(api, admin_token)
             rid = await self._register(api, auth)
@@ -123,7 +125,6 @@ class Demo:
             logged = (await api.get("/api/deliveries?limit=200", headers=auth)).json()
         ok = self._summarize(ok, initial_s, status, len(logged["deliveries"]))
         if self.keep_running:
-            url, user, password = console
             print(
                 f"\nStill running (--keep-running): API {base}, Ctrl+C to stop.\n"
                 f"Console: {url}/admin  (user {user}, password {password})"
