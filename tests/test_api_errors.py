@@ -87,7 +87,11 @@ def test_openapi_describes_every_route_auth_and_errors(client):
         "/version",
     ):
         assert path in paths, path
-    assert set(spec["components"]["securitySchemes"]) == {"BearerAuth", "AdminToken"}
+    assert set(spec["components"]["securitySchemes"]) == {
+        "BearerAuth",
+        "AdminToken",
+        "ConsoleSession",
+    }
     register = paths["/api/repositories"]["post"]
     assert {"400", "401", "404", "422", "429"} <= set(register["responses"])
     assert register["security"] == [{"BearerAuth": []}]

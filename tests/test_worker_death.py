@@ -79,7 +79,10 @@ def test_a_paused_worker_is_not_declared_dead(settings, client, receiver, db, tm
     wait_until(lambda: len(arrivals) > 100, 60, "delivery not running")
     other = WorkerProcess(settings, **beat)
     wait_for_workers(settings.database_url, 2)
-    job = "SELECT worker_id, attempts FROM procrastinate_jobs WHERE status = 'doing'"
+    job = (
+        "SELECT worker_id, attempts FROM procrastinate_jobs"
+        " WHERE status = 'doing' AND task_name = 'docora.deliver_watch'"
+    )
     before = db.execute(job).fetchall()
     os.kill(slow.process.pid, signal.SIGSTOP)  # no heartbeat, no progress, session kept
     try:
