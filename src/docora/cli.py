@@ -49,14 +49,10 @@ def _stop_during_startup(signum, frame) -> None:
 
 
 def _run(settings: Settings, *, api: bool, worker: bool, banner=None) -> int:
-    from docora.runtime import (
-        EXIT_DEADLINE_MARGIN_S,
-        arm_exit_deadline,
-        configure_logging,
-        serve,
-    )
+    from docora.logs import configure_logging
+    from docora.runtime import EXIT_DEADLINE_MARGIN_S, arm_exit_deadline, serve
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     # From here on a SIGTERM is only noted, and serve() acts on it once its own handlers
     # are in place: an exception raised at a random point inside asyncio's start-up
     # could leave it half set up.

@@ -27,6 +27,8 @@ class Settings(msgspec.Struct, rename="upper", kw_only=True, frozen=True):
     host: str = "0.0.0.0"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 3000
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # `json`: one JSON object a line from every logger (the container's default).
+    log_format: Literal["text", "json"] = "text"
     cors_origin: str | None = None
     repos_base_path: str = "./.docora/repos"
     scan_interval_ms: Millis = 60_000
@@ -43,6 +45,12 @@ class Settings(msgspec.Struct, rename="upper", kw_only=True, frozen=True):
     git_timeout_ms: Millis = 300_000
     allow_local_repositories: bool = False
     allow_private_webhook_targets: bool = False
+    # Push webhooks from git hosts (POST /api/hooks/...): off (404) unless set, 16+ chars.
+    push_webhook_secret: str | None = None
+    # GET /metrics wants this bearer token when set.
+    metrics_token: str | None = None
+    # `docora worker` serves its own /metrics on this port when set (on HOST).
+    worker_metrics_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] | None = None
     # The operator console (/admin): off unless both are set. The password may be plain
     # or a hash (`docora hash-password`: scrypt; argon2 hashes are accepted too).
     admin_username: str | None = None
@@ -98,6 +106,8 @@ def load_settings(
     environ = os.environ if environ is None else environ
     # An empty value (common in .env files) means "use the default".
     raw = {name: environ[name].strip() for name in ENV_NAMES if environ.get(name, "").strip()}
+    if "LOG_FORMAT" in raw:
+        raw["LOG_FORMAT"] = raw["LOG_FORMAT"].lower()
     if "LOG_LEVEL" in raw:
         level = raw["LOG_LEVEL"].lower()
         raw["LOG_LEVEL"] = "warning" if level == "warn" else level
@@ -126,6 +136,10 @@ def _check(settings: Settings, require: tuple[str, ...]) -> None:
             raise ConfigError(str(exc)) from None
     if settings.admin_token is not None and len(settings.admin_token) < 16:
         raise ConfigError("ADMIN_TOKEN must be at least 16 characters")
+    if settings.push_webhook_secret is not None and len(settings.push_webhook_secret) < 16:
+        raise ConfigError("PUSH_WEBHOOK_SECRET must be at least 16 characters")
+    if settings.metrics_token is not None and len(settings.metrics_token) < 16:
+        raise ConfigError("METRICS_TOKEN must be at least 16 characters")
     if bool(settings.admin_username) != bool(settings.admin_password):
         raise ConfigError("ADMIN_USERNAME and ADMIN_PASSWORD must be set together")
     if settings.admin_password and not valid_hash(settings.admin_password):

@@ -21,9 +21,10 @@ import sh
 
 from docora.config import load_settings
 from docora.local import apply_local_defaults, database_url
+from docora.logs import configure_logging
 from docora.migrate import apply_migrations
 from docora.receiver import Received, WebhookReceiver
-from docora.runtime import configure_logging, serve
+from docora.runtime import serve
 
 SIGNING_KEY = "demo-signing-key-" + os.urandom(8).hex()
 BINARY_SIZE = 1_572_864  # 1.5 MiB: over the 1 MiB threshold, so it travels in 4 chunks
@@ -207,7 +208,7 @@ def run_demo(*, keep_running: bool, port: int | None) -> int:
         with database_url(env, root / "state"):
             settings = load_settings(env, require=("ENCRYPTION_KEY",))
             apply_migrations(settings.database_url)
-            configure_logging(settings.log_level)
+            configure_logging(settings.log_level, settings.log_format)
             demo = Demo(root, keep_running)
             demo.sample.commit("first commit", INITIAL_FILES)
             with demo.receiver:

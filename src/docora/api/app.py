@@ -26,6 +26,9 @@ from docora.api.auth import authenticated_app
 from docora.api.context import ApiContext, provide_connection
 from docora.api.deliveries import deliveries
 from docora.api.errors import EXCEPTION_HANDLERS
+from docora.api.hooks import HooksController
+from docora.api.metrics import metrics
+from docora.api.observability import observability_middleware
 from docora.api.ratelimit import RateLimiter, rate_limit_middleware
 from docora.api.repositories import RepositoriesController
 from docora.api.status import health, version
@@ -116,6 +119,8 @@ def create_app(settings: Settings, *, resolver: Resolver = system_resolver) -> L
             AdminController,
             ConsoleController,
             static_files(),
+            HooksController,
+            metrics,
             deliveries,
             health,
             version,
@@ -132,6 +137,7 @@ def create_app(settings: Settings, *, resolver: Resolver = system_resolver) -> L
         plugins=[StrictStructSchemaPlugin()],
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         middleware=[
+            observability_middleware(ctx.http_metrics),
             rate_limit_middleware(ctx.limiter, ctx.verified),
         ],
         debug=False,

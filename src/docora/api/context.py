@@ -15,6 +15,7 @@ from docora.api.ratelimit import RateLimiter, VerifiedCredentials
 from docora.config import Settings
 from docora.crypto import SecretBox
 from docora.jobs.queue import JobQueue
+from docora.metrics import HttpMetrics
 from docora.net import Resolver, system_resolver
 
 
@@ -30,6 +31,7 @@ class ApiContext:
     # Tokens that authenticated here: only they get a rate-limit bucket of their own.
     verified: VerifiedCredentials = field(default_factory=VerifiedCredentials)
     started_at: float = field(default_factory=time.monotonic)
+    http_metrics: HttpMetrics = field(default_factory=HttpMetrics)
     pool: AsyncConnectionPool | None = None
     queue: JobQueue | None = None
 

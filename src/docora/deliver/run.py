@@ -12,6 +12,7 @@ from pathlib import Path
 
 from psycopg_pool import AsyncConnectionPool
 
+from docora import metrics
 from docora.deliver.client import SendResult, WebhookSender
 from docora.deliver.content import base64_text, chunk_count, raw_bytes_per_chunk
 from docora.deliver.events import (
@@ -195,8 +196,17 @@ class WatchDelivery:
             body=body,
         )
         result = await self.sender.post(f"{self.target.base_url}/{change.event}", headers, body)
+        metrics.EVENTS_SENT.labels(change.event, "delivered" if result.ok else "failed").inc()
+        metrics.WEBHOOK_DURATION.observe(result.latency_ms / 1000)
         entry = self._log_entry(change, request_id, result)
         if not result.ok:
+            log.warning(
+                "%s %s not delivered: %s",
+                change.event,
+                change.path,
+                result.error,
+                extra={"delivery_id": str(request_id)},
+            )
             async with self.pool.connection() as conn:
                 await changes.log_attempt(conn, entry)
             raise DeliveryFailed(f"{change.event} {change.path}: {result.error}")

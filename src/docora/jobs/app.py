@@ -26,6 +26,7 @@ from docora.jobs.queue import (
 )
 from docora.jobs.retry import DoublingRetry
 from docora.jobs.services import Services
+from docora.logs import bind
 from docora.store import watches
 
 log = logging.getLogger(__name__)
@@ -67,16 +68,19 @@ def build_job_app(settings: Settings, services: Services | None = None) -> procr
     @app.task(name=SYNC_TASK, pass_context=True, retry=retry)
     async def sync_repository(context: JobContext, repository_id: str) -> None:
         assert services is not None
+        bind(job_id=context.job.id, repository_id=repository_id)
         await sync.sync_repository(services, queue, context, repository_id)
 
     @app.task(name=DELIVER_TASK, pass_context=True, retry=retry)
     async def deliver_watch(context: JobContext, app_id: str, repository_id: str) -> None:
         assert services is not None
+        bind(job_id=context.job.id, app_id=app_id, repository_id=repository_id)
         await delivery.deliver_watch(services, context, app_id, repository_id)
 
     @app.task(name=OPERATION_TASK, pass_context=True, retry=retry)
     async def run_operation(context: JobContext, operation_id: str) -> None:
         assert services is not None
+        bind(job_id=context.job.id)
         await operations.run_operation(services, queue, operation_id)
 
     @app.task(name=FORGET_MIRROR_TASK, pass_context=True)
@@ -89,6 +93,8 @@ def build_job_app(settings: Settings, services: Services | None = None) -> procr
     @app.task(name=ALERT_TASK, pass_context=True, retry=retry)
     async def send_sync_failed(context: JobContext, **payload) -> None:
         assert services is not None
+        bind(job_id=context.job.id, app_id=payload.get("app_id"))
+        bind(repository_id=payload.get("repository_id"))
         await alerts.send_sync_failed(services, context, **payload)
 
     @app.periodic(cron=interval_cron(settings.scan_interval_ms), periodic_id="tick")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from procrastinate import JobContext
 
+from docora import metrics
 from docora.crypto import DecryptionError, watch_token_context
 from docora.git.command import GitError, GitErrorKind
 from docora.git.mirror import fetch_branch
@@ -60,11 +62,14 @@ async def sync_repository(
         return
     if repo.cooldown_until and repo.cooldown_until > datetime.now(UTC):
         log.info("sync of %s skipped: circuit breaker open until %s", repo.id, repo.cooldown_until)
+        metrics.SYNCS.labels("skipped").inc()
         return
     run = SyncRun(services, queue, repo, watching, attempt_number(context.job))
+    started = time.perf_counter()
     try:
-        await run.execute()
+        outcome = await run.execute()
     except GitError as exc:
+        metrics.SYNCS.labels("failed").inc()
         opened = await run.record_git_failure(exc)
         if not opened:
             raise
@@ -74,8 +79,12 @@ async def sync_repository(
             # left to sync, so stop without a retry.
             log.info("sync of %s stopped: the repository was deleted", repository_id)
             return
+        metrics.SYNCS.labels("failed").inc()
         await run.mark_all("retrying", "internal error during sync; retrying")
         raise
+    else:
+        metrics.SYNCS.labels(outcome).inc()
+        metrics.SYNC_DURATION.observe(time.perf_counter() - started)
 
 
 async def _still_registered(services: Services, repository_id: str) -> bool:
@@ -100,13 +109,14 @@ class SyncRun:
         self.attempt = attempt
         self.creds = Credentials.of(services, repo, watching)
 
-    async def execute(self) -> None:
+    async def execute(self) -> str:
+        """Returns the outcome: `unchanged` (nothing fetched) or `synced`."""
         if self.creds.undecryptable:
             await self.mark(
                 self.creds.undecryptable, "failed", "stored token cannot be decrypted; update it"
             )
         if not self.creds.by_token:
-            return
+            return "unchanged"
         token, head = await self._first_readable_head()
         snapshot_commit = self.repo.snapshot_commit
         if self._all_in_sync(head, snapshot_commit):
@@ -117,7 +127,7 @@ class SyncRun:
                 )
                 if self.repo.consecutive_failures:
                     await repositories.close_circuit(conn, self.repo.id)
-            return
+            return "unchanged"
         readable = await self._check_each_credential(token)
         if head.commit_sha is None:
             if snapshot_commit is not None:
@@ -130,6 +140,7 @@ class SyncRun:
             async with self.services.pool.connection() as conn:
                 await repositories.close_circuit(conn, self.repo.id)
         await self._hand_out(readable, snapshot_commit)
+        return "synced"
 
     def _all_in_sync(self, head: RemoteHead, snapshot_commit: str | None) -> bool:
         if head.commit_sha is None or head.commit_sha != snapshot_commit:
@@ -194,6 +205,7 @@ class SyncRun:
 
     async def _fetch_and_snapshot(self, token: str | None, previous: str | None) -> str:
         mirror = self.services.mirror_for(self.repo)
+        fetch_started = time.perf_counter()
         fetched = await fetch_branch(
             mirror,
             url=self.repo.url,
@@ -203,6 +215,7 @@ class SyncRun:
             timeout_ms=self.settings.git_timeout_ms,
             resolver=self.services.resolver,
         )
+        metrics.FETCH_DURATION.observe(time.perf_counter() - fetch_started)
         async with self.services.pool.connection() as conn:
             stats = await scan_commit(
                 conn,
@@ -212,6 +225,8 @@ class SyncRun:
                 commit=fetched,
                 max_size=self.settings.max_file_size_bytes,
             )
+        metrics.BLOBS_HASHED.inc(stats.blobs_hashed)
+        metrics.BYTES_HASHED.inc(stats.bytes_hashed)
         log.info(
             "snapshot of %s at %s: %s scan, %d paths examined, %d blobs hashed",
             self.repo.id,

@@ -29,6 +29,7 @@ class ScanStats(msgspec.Struct, frozen=True):
     full: bool
     paths_examined: int
     blobs_hashed: int
+    bytes_hashed: int = 0
 
 
 async def scan_commit(
@@ -53,15 +54,18 @@ async def scan_commit(
     await scans.start_work(conn)
     try:
         await scans.copy_work(conn, rows)
-        hashed = await _hash_new_blobs(conn, mirror, repository_id)
+        hashed, size = await _hash_new_blobs(conn, mirror, repository_id)
         examined = await scans.apply_work(conn, repository_id, commit, full=full, hashed=hashed)
     finally:
         await scans.end_work(conn)
-    return ScanStats(full=full, paths_examined=examined, blobs_hashed=hashed)
+    return ScanStats(full=full, paths_examined=examined, blobs_hashed=hashed, bytes_hashed=size)
 
 
-async def _hash_new_blobs(conn: AsyncConnection, mirror: Path, repository_id: str) -> int:
-    hashed, after = 0, ""
+async def _hash_new_blobs(
+    conn: AsyncConnection, mirror: Path, repository_id: str
+) -> tuple[int, int]:
+    """(blobs, bytes) read and hashed: only blobs this repository never saw before."""
+    hashed, size, after = 0, 0, ""
     while page := await scans.missing_facts(conn, repository_id, after=after, limit=FACTS_PAGE):
         step = -(-len(page) // HASH_STREAMS)
         parts = [page[i : i + step] for i in range(0, len(page), step)]
@@ -72,8 +76,9 @@ async def _hash_new_blobs(conn: AsyncConnection, mirror: Path, repository_id: st
         ]
         await scans.store_facts(conn, repository_id, facts)
         hashed += len(facts)
+        size += sum(f.size for _, f in facts)
         after = page[-1]
-    return hashed
+    return hashed, size
 
 
 async def read_facts(mirror: Path, oids: list[str]) -> list[tuple[str, BlobFacts]]:

@@ -77,6 +77,15 @@ COPY deliveries (app_id, repository_id, delivery_id, event, path, sha, commit_sh
                  status_code, latency_ms, attempt, error) FROM STDIN
 """
 
+# docora_deliveries_total, kept with the log rows it counts (same transaction).
+COUNT_DELIVERIES = """
+INSERT INTO delivery_totals (event, outcome, shard, n)
+SELECT e.event, e.outcome, abs(hashtext(%(app_id)s || %(repository_id)s)) %% 16, count(*)
+FROM unnest(%(events)s::text[], %(outcomes)s::text[]) AS e(event, outcome)
+GROUP BY e.event, e.outcome
+ON CONFLICT (event, outcome, shard) DO UPDATE SET n = delivery_totals.n + EXCLUDED.n
+"""
+
 INSERT_LOG = """
 INSERT INTO deliveries (app_id, repository_id, delivery_id, event, path, sha, commit_sha,
                         status, status_code, latency_ms, attempt, error)
@@ -143,8 +152,24 @@ async def record_acknowledged(
         async with conn.cursor() as log_cur, log_cur.copy(COPY_LOG) as copy:
             for _, entry in batch:
                 await copy.write_row(msgspec.structs.astuple(entry))
+        await _count(conn, [entry for _, entry in batch])
     return True
 
 
+async def _count(conn: AsyncConnection, entries: list[LogEntry]) -> None:
+    first = entries[0]
+    await conn.execute(
+        COUNT_DELIVERIES,
+        {
+            "app_id": first.app_id,
+            "repository_id": first.repository_id,
+            "events": [e.event for e in entries],
+            "outcomes": [e.status for e in entries],
+        },
+    )
+
+
 async def log_attempt(conn: AsyncConnection, log: LogEntry) -> None:
-    await conn.execute(INSERT_LOG, msgspec.structs.asdict(log))
+    async with conn.transaction():
+        await conn.execute(INSERT_LOG, msgspec.structs.asdict(log))
+        await _count(conn, [log])

@@ -101,3 +101,13 @@ async def record_git_failure(
 
 async def close_circuit(conn: AsyncConnection, repository_id: str) -> None:
     await conn.execute(CLOSE_CIRCUIT, (repository_id,))
+
+
+# repositories_url_match_idx: (lower(url), branch).
+MATCH_PUSH = "SELECT id FROM repositories WHERE lower(url) = lower(%s) AND branch = ANY(%s)"
+
+
+async def matching_push(conn: AsyncConnection, url: str, branches: list[str]) -> list[str]:
+    """Repositories registered with this (normalized) URL and one of these branches."""
+    cur = await conn.execute(MATCH_PUSH, (url, branches))
+    return [row[0] for row in await cur.fetchall()]

@@ -63,3 +63,26 @@ async def overview(conn: AsyncConnection, *, alive_within_s: float) -> Overview:
             "failed": deliveries.get("failed", 0),
         },
     )
+
+
+DELIVERY_TOTALS = "SELECT event, outcome, sum(n)::bigint FROM delivery_totals GROUP BY 1, 2"
+
+# Due jobs only: a retry waiting for its backoff is not late. The deferral time comes from
+# Procrastinate's event log (indexed by job).
+OLDEST_TODO = """
+SELECT coalesce(extract(epoch FROM now() - min(greatest(e.at, j.scheduled_at))), 0)::float8
+FROM procrastinate_jobs j
+JOIN procrastinate_events e ON e.job_id = j.id AND e.type = 'deferred'
+WHERE j.status = 'todo' AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+"""
+
+
+async def delivery_totals(conn: AsyncConnection) -> dict[tuple[str, str], int]:
+    cur = await conn.execute(DELIVERY_TOTALS)
+    return {(event, outcome): n for event, outcome, n in await cur.fetchall()}
+
+
+async def oldest_todo_seconds(conn: AsyncConnection) -> float:
+    cur = await conn.execute(OLDEST_TODO)
+    row = await cur.fetchone()
+    return max(0.0, row[0]) if row else 0.0

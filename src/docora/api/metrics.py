@@ -1,0 +1,34 @@
+"""GET /metrics: Prometheus text, the state read from Postgres plus this process's HTTP
+metrics; behind METRICS_TOKEN when set."""
+
+from __future__ import annotations
+
+from litestar import Request, Response, get
+from litestar.di import NamedDependency
+from psycopg import AsyncConnection
+
+from docora.api.ratelimit import bearer_token
+from docora.crypto import secret_matches
+from docora.metrics import CONTENT_TYPE_LATEST, state_exposition
+from docora.store import stats
+
+
+@get("/metrics", include_in_schema=False, media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request, db: NamedDependency[AsyncConnection]) -> Response:
+    ctx = request.app.state.docora
+    expected = ctx.settings.metrics_token
+    if expected:
+        given = bearer_token(request.scope)
+        if given is None or not secret_matches(given, expected):
+            return Response(
+                {"error": "METRICS_TOKEN required"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+    overview = await stats.overview(db, alive_within_s=ctx.settings.gone_after_s)
+    totals = await stats.delivery_totals(db)
+    oldest = await stats.oldest_todo_seconds(db)
+    from prometheus_client import generate_latest
+
+    body = state_exposition(overview, totals, oldest) + generate_latest(ctx.http_metrics.registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

