@@ -7,6 +7,7 @@ from litestar import Request, Response, get
 from litestar.di import NamedDependency
 from psycopg import AsyncConnection
 
+from docora.api.errors import error_response
 from docora.api.ratelimit import bearer_token
 from docora.crypto import secret_matches
 from docora.metrics import CONTENT_TYPE_LATEST, state_exposition
@@ -20,10 +21,8 @@ async def metrics(request: Request, db: NamedDependency[AsyncConnection]) -> Res
     if expected:
         given = bearer_token(request.scope)
         if given is None or not secret_matches(given, expected):
-            return Response(
-                {"error": "METRICS_TOKEN required"},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
+            return error_response(
+                401, "A valid METRICS_TOKEN is required", {"WWW-Authenticate": "Bearer"}
             )
     overview = await stats.overview(db, alive_within_s=ctx.settings.gone_after_s)
     totals = await stats.delivery_totals(db)
