@@ -42,3 +42,22 @@ def test_env_example_lists_every_setting():
         line.split("=", 1)[0].lstrip("# ").strip() for line in text.splitlines() if "=" in line
     }
     assert set(ENV_NAMES) <= names
+
+
+def test_alert_rules_are_well_formed_and_use_real_metrics():
+    import re
+
+    from tests.test_metrics import API_NAMES
+
+    rules = yaml.safe_load((ROOT / "docs" / "alerts.yml").read_text())["groups"][0]["rules"]
+    assert len(rules) >= 5
+    known = {f"{n}_total" for n in API_NAMES} | API_NAMES | {"up"}
+    for rule in rules:
+        assert set(rule) == {"alert", "expr", "for", "labels", "annotations"}, rule
+        assert re.fullmatch(r"\d+[smh]", rule["for"]) and rule["labels"]["severity"]
+        used = set(re.findall(r"\b(docora_[a-z_]+|up)\b", rule["expr"]))
+        assert used and used <= known, (rule["alert"], used - known)
+
+
+def test_the_container_logs_json():
+    assert "LOG_FORMAT=json" in (ROOT / "Containerfile").read_text()

@@ -117,3 +117,17 @@ def test_deliveries_total_and_the_workers_own_metrics(settings, client, receiver
         assert own[("docora_webhook_duration_seconds_count", ())] == 3
     finally:
         worker.stop()
+
+
+def test_request_ids_are_echoed_only_when_sane(client):
+    from docora.api.observability import request_id_of
+
+    def given(value: bytes) -> str:
+        return request_id_of({"headers": [(b"x-request-id", value)]})
+
+    assert given(b"abc-123_XYZ.:/") == "abc-123_XYZ.:/"
+    for bad in (b"", b"x" * 129, b"has space", b"tab\there", "é".encode(), b"line\nbreak"):
+        assert len(given(bad)) == 32 and given(bad) != bad.decode(errors="replace")
+    r = client.get("/version", headers={"X-Request-Id": "trace-me-42"})
+    assert r.headers["x-request-id"] == "trace-me-42"
+    assert len(client.get("/version").headers["x-request-id"]) == 32
