@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from docora.store import apps, deliveries, queue, stats, watches
+from docora.store.sql import where
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +91,7 @@ def test_operator_lists_use_their_indexes(db):
 
     def watch_sql(**given):
         return watches.ADMIN_WATCHES.replace(
-            "{conditions}", watches.where(watches.ADMIN_WATCH_FILTERS, given)
+            "{conditions}", where(watches.ADMIN_WATCH_FILTERS, given)
         )
 
     def delivery_sql(**given):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import msgspec
 from psycopg import AsyncConnection
 
 from docora.admin.actions import WATCH_STATUSES
@@ -23,7 +24,7 @@ from docora.api.admin_models import (
     WorkerItem,
     WorkersBody,
 )
-from docora.api.repositories import circuit_breaker
+from docora.api.repositories import circuit_breaker, summary
 from docora.config import Settings
 from docora.errors import MalformedInput, NotFound
 from docora.store import apps, deliveries, queue, stats, watches, workers
@@ -135,20 +136,9 @@ async def watch_page(
     now = datetime.now(UTC)
     items = [
         AdminWatchItem(
+            **msgspec.structs.asdict(summary(r.watch, r.repository)),
             app_id=r.watch.app_id,
             app_name=r.app_name,
-            repository_id=r.repository.id,
-            github_url=r.repository.url,
-            owner=r.repository.owner,
-            name=r.repository.name,
-            branch=r.repository.branch,
-            is_private=r.repository.is_private,
-            status=r.watch.status,  # type: ignore[arg-type]
-            last_error=r.watch.last_error,
-            last_scanned_at=r.watch.last_scanned_at,
-            commit_sha=r.watch.commit_sha,
-            retry_count=r.watch.retry_count,
-            created_at=r.watch.created_at,
             circuit_breaker=circuit_breaker(r.repository, now),
             files_delivered=r.files_delivered,
             pending_changes=r.pending_changes,

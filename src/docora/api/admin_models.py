@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from docora.api.models import CircuitBreakerBody, WatchStatus
+from docora.api.models import CircuitBreakerBody, WatchStatus, WatchSummary
 
 Cursor = Annotated[str | None, Meta(description="Opaque; pass as ?cursor= for the next page")]
 
@@ -58,21 +58,11 @@ class TokenBody(msgspec.Struct):
     token: Annotated[str, Meta(description="The new bearer token, shown only this once")]
 
 
-class AdminWatchItem(msgspec.Struct):
+class AdminWatchItem(WatchSummary):
+    """A watch as the app sees it (GET /api/repositories/{id}), plus whose it is."""
+
     app_id: str
     app_name: str
-    repository_id: str
-    github_url: str
-    owner: str
-    name: str
-    branch: str
-    is_private: bool
-    status: WatchStatus
-    last_error: str | None
-    last_scanned_at: datetime | None
-    commit_sha: str | None
-    retry_count: int
-    created_at: datetime
     circuit_breaker: CircuitBreakerBody
     files_delivered: int
     pending_changes: int | None

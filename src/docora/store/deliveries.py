@@ -9,6 +9,8 @@ import msgspec
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
+from docora.store.sql import where
+
 
 class DeliveryRow(msgspec.Struct, frozen=True):
     id: int
@@ -101,8 +103,7 @@ async def admin_delivery_page(
     conn: AsyncConnection, *, filters: dict[str, object], limit: int
 ) -> list[AdminDelivery]:
     """Newest first; `filters` holds ADMIN_FILTERS' names (None: not filtered)."""
-    conditions = [sql for name, sql in ADMIN_FILTERS.items() if filters.get(name) is not None]
-    sql = ADMIN_PAGE.replace("{conditions}", " AND ".join(conditions) or "true")
+    sql = ADMIN_PAGE.replace("{conditions}", where(ADMIN_FILTERS, filters))
     async with conn.cursor(row_factory=class_row(AdminDelivery)) as cur:
         await cur.execute(sql, {**dict.fromkeys(ADMIN_FILTERS), **filters, "limit": limit})
         return await cur.fetchall()

@@ -8,6 +8,8 @@ import msgspec
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
+from docora.store.sql import where
+
 JOB_STATUSES = ("todo", "doing", "succeeded", "failed", "cancelled", "aborted")
 
 
@@ -45,8 +47,7 @@ async def counts(conn: AsyncConnection) -> dict[str, int]:
 async def job_page(
     conn: AsyncConnection, *, filters: dict[str, object], limit: int
 ) -> list[JobRow]:
-    conditions = [sql for name, sql in FILTERS.items() if filters.get(name) is not None]
-    sql = PAGE.replace("{conditions}", " AND ".join(conditions) or "true")
+    sql = PAGE.replace("{conditions}", where(FILTERS, filters))
     async with conn.cursor(row_factory=class_row(JobRow)) as cur:
         await cur.execute(sql, {**dict.fromkeys(FILTERS), **filters, "limit": limit})
         return await cur.fetchall()

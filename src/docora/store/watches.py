@@ -12,6 +12,7 @@ from psycopg.rows import class_row
 from docora.store import repositories
 from docora.store.apps import like_pattern
 from docora.store.repositories import Repository
+from docora.store.sql import where
 
 
 class Watch(msgspec.Struct, frozen=True):
@@ -327,12 +328,6 @@ ADMIN_WATCH_FILTERS = {
     "after": "(w.status, w.app_id, w.repository_id)"
     " > (%(after_status)s, %(after_app)s, %(after_repository)s)",
 }
-
-
-def where(filters: dict[str, str], given: dict[str, object]) -> str:
-    """The conditions of `filters` whose value was given, joined with AND."""
-    parts = [sql for name, sql in filters.items() if given.get(name) is not None]
-    return " AND ".join(parts) or "true"
 
 
 _REPOSITORY_WIDTH = len(Repository.__struct_fields__)
