@@ -83,6 +83,8 @@ def configure_logging(level: str, fmt: str = "text") -> None:
     root.setLevel(level.upper())
     for noisy in QUIET:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Python's warnings too, so that no line on stderr escapes the format.
+    logging.captureWarnings(True)
     # uvicorn and Procrastinate bring handlers of their own: their records go through ours.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "procrastinate"):
         logger = logging.getLogger(name)
