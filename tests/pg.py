@@ -11,6 +11,7 @@ PROJECT_TABLES = (
     "operation_items",
     "operations",
     "admin_sessions",
+    "delivery_totals",
     "deliveries",
     "delivered_files",
     "snapshot_skipped",

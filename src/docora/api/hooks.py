@@ -7,11 +7,11 @@ from typing import ClassVar
 
 from litestar import Controller, Request, Response, post
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException
 from psycopg import AsyncConnection
 
 from docora.api.context import ApiContext
 from docora.api.responses import errors
+from docora.errors import NotFound
 from docora.git.urls import InvalidRepositoryUrl, parse_repository_url
 from docora.hooks.providers import PROVIDERS
 from docora.store import repositories
@@ -41,7 +41,7 @@ class HooksController(Controller):
         ctx: ApiContext = request.app.state.docora
         secret = ctx.settings.push_webhook_secret
         if not secret or provider not in PROVIDERS:
-            raise NotFoundException(detail="No such hook")
+            raise NotFound("No such hook")
         verify, parse = PROVIDERS[provider]
         body = await request.body()
         headers = {k.lower(): v for k, v in request.headers.items()}
