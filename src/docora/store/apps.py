@@ -196,6 +196,12 @@ FROM watches w JOIN repositories r ON r.id = w.repository_id
 WHERE w.app_id = %(app_id)s AND NOT EXISTS (
     SELECT 1 FROM watches o WHERE o.repository_id = w.repository_id AND o.app_id <> %(app_id)s)
 """
+# A delivery records under a share lock on its watch and then, through the log's foreign key,
+# a key-share lock on the app. Deleting takes the same locks in the same order (the watches
+# first), or the two could wait on each other (a deadlock, seen in CI).
+LOCK_APP_WATCHES = """
+SELECT 1 FROM watches WHERE app_id = %s ORDER BY repository_id FOR UPDATE
+"""
 DELETE_APP = "DELETE FROM apps WHERE id = %s"
 DELETE_REPOSITORIES = """
 DELETE FROM repositories r WHERE r.id = ANY(%s)
@@ -233,6 +239,7 @@ async def delete_app(conn: AsyncConnection, app_id: str) -> list[OrphanedReposit
     """Delete the app (its watches, delivered state and log go by cascade) and the
     repositories nobody else watches; None when there is no such app. Call in a
     transaction."""
+    await conn.execute(LOCK_APP_WATCHES, (app_id,))
     cur = await conn.execute(SOLE_REPOSITORIES, {"app_id": app_id})
     sole = [OrphanedRepository(*row) for row in await cur.fetchall()]
     cur = await conn.execute(DELETE_APP, (app_id,))
