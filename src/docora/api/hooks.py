@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from litestar import Controller, Request, Response, post
 from litestar.di import NamedDependency
+from litestar.params import FromPath
 from psycopg import AsyncConnection
 
 from docora.api.context import ApiContext
@@ -36,7 +37,7 @@ class HooksController(Controller):
         security=[],
     )
     async def push(
-        self, request: Request, provider: str, db: NamedDependency[AsyncConnection]
+        self, request: Request, provider: FromPath[str], db: NamedDependency[AsyncConnection]
     ) -> Response:
         ctx: ApiContext = request.app.state.docora
         secret = ctx.settings.push_webhook_secret
