@@ -9,11 +9,12 @@ from psycopg import AsyncConnection
 
 from docora.crypto import new_app_token, token_digest
 from docora.errors import InvalidInput, NotFound
+from docora.jobs.operations import WATCH_ACTIONS, act_on_watch
 from docora.jobs.queue import JobQueue
-from docora.store import apps, operations, watches
+from docora.store import apps, operations
 from docora.store.operations import Operation
 
-ACTIONS = ("retry", "resync")
+ACTIONS = tuple(WATCH_ACTIONS)
 # What a bulk operation covers when no status is given.
 DEFAULT_STATUSES = {
     "retry": ["failed", "retrying"],
@@ -22,28 +23,16 @@ DEFAULT_STATUSES = {
 WATCH_STATUSES = DEFAULT_STATUSES["resync"]
 
 
-def _no_watch(app_id: str, repository_id: str) -> NotFound:
-    return NotFound(f"No watch of {repository_id} by {app_id}")
-
-
-async def retry_watch(
-    db: AsyncConnection, queue: JobQueue, app_id: str, repository_id: str
+async def watch_action(
+    db: AsyncConnection, queue: JobQueue, action: str, app_id: str, repository_id: str
 ) -> None:
-    """Clear the error and retry count and queue a sync now."""
+    """Retry or resync one watch and queue its sync, in one transaction (NotFound when
+    there is no such watch or action)."""
+    if action not in WATCH_ACTIONS:
+        raise NotFound(f"No action {action!r}; one of {', '.join(ACTIONS)}")
     async with db.transaction():
-        if not await watches.retry_watch(db, app_id, repository_id):
-            raise _no_watch(app_id, repository_id)
-        await queue.sync_now(db, repository_id)
-
-
-async def resync_watch(
-    db: AsyncConnection, queue: JobQueue, app_id: str, repository_id: str
-) -> None:
-    """Forget what the app holds and queue the sync that sends it all again, atomically."""
-    async with db.transaction():
-        if not await watches.resync_watch(db, app_id, repository_id):
-            raise _no_watch(app_id, repository_id)
-        await queue.sync_now(db, repository_id)
+        if not await act_on_watch(db, queue, action, app_id, repository_id):
+            raise NotFound(f"No watch of {repository_id} by {app_id}")
 
 
 async def start_operation(

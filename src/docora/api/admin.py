@@ -175,7 +175,8 @@ class AdminController(Controller):
         app_id: str = AppIdParam,
         repository_id: str = RepositoryIdParam,
     ) -> MessageBody:
-        await actions.retry_watch(db, request.app.state.docora.queue, app_id, repository_id)
+        queue = request.app.state.docora.queue
+        await actions.watch_action(db, queue, "retry", app_id, repository_id)
         return MessageBody(message="Retry queued")
 
     @post(
@@ -192,7 +193,8 @@ class AdminController(Controller):
         app_id: str = AppIdParam,
         repository_id: str = RepositoryIdParam,
     ) -> MessageBody:
-        await actions.resync_watch(db, request.app.state.docora.queue, app_id, repository_id)
+        queue = request.app.state.docora.queue
+        await actions.watch_action(db, queue, "resync", app_id, repository_id)
         return MessageBody(message="Resync queued")
 
     @post(

@@ -424,13 +424,7 @@ class ConsoleController(Controller):
         data: URLEncodedBody[dict[str, str]],
     ) -> Response:
         _require_csrf(console, data)
-        queue = _ctx(request).queue
-        if action == "retry":
-            await actions.retry_watch(db, queue, app_id, repository_id)
-        elif action == "resync":
-            await actions.resync_watch(db, queue, app_id, repository_id)
-        else:
-            raise NotFoundException()
+        await actions.watch_action(db, _ctx(request).queue, action, app_id, repository_id)
         return back(
             _safe_next(data, f"/admin/apps/{app_id}"),
             notice=f"{action.capitalize()} queued for {repository_id}",
