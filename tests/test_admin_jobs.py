@@ -33,6 +33,10 @@ def test_a_bulk_retry_runs_to_the_end_and_survives_restarts(make_settings, db):
         assert operation(client, op_id)["completed"] == 0
         with BackgroundWorker(settings):
             wait_until(lambda: operation(client, op_id)["status"] == "done", 30, "not done")
+            (worker,) = client.get("/api/admin/workers", headers=ADMIN).json()["items"]
+            assert worker["state"] == "live" and worker["has_session"]
+            overview = client.get("/api/admin/overview", headers=ADMIN).json()
+            assert overview["workers_alive"] == 1
         done = operation(client, op_id)
     assert (done["total"], done["completed"], done["succeeded"], done["failed"]) == (12, 12, 12, 0)
     assert done["finished_at"] is not None

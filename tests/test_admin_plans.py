@@ -142,7 +142,7 @@ def test_operator_lists_use_their_indexes(db):
     text, ms = plan(
         db,
         stats.OVERVIEW,
-        {"alive_within": 4, "lock_class": 1, "int4_max": 2147483647},
+        {"gone_after": 4, "stalled_after": 60},
     )
     report.append(f"overview: {ms:.1f} ms")
     # Counting every watch by status reads them all (Postgres picks a sequential read as the
@@ -163,7 +163,7 @@ async def test_a_metrics_scrape_at_100k_watches_is_quick(db, database_url):
         timings = []
         for _ in range(5):
             started = time.perf_counter()
-            await state.overview(conn, alive_within_s=4)
+            await state.overview(conn, gone_after_s=4, stalled_after_s=60)
             await state.delivery_totals(conn)
             await state.oldest_todo_seconds(conn)
             timings.append((time.perf_counter() - started) * 1000)

@@ -32,7 +32,9 @@ from docora.store.operations import Operation
 
 
 async def overview(db: AsyncConnection, settings: Settings) -> OverviewBody:
-    numbers = await stats.overview(db, alive_within_s=settings.gone_after_s)
+    numbers = await stats.overview(
+        db, gone_after_s=settings.gone_after_s, stalled_after_s=settings.stalled_after_s
+    )
     return OverviewBody(
         apps=numbers.apps,
         repositories=numbers.repositories,
@@ -207,13 +209,13 @@ async def queue_view(
 
 
 async def worker_list(db: AsyncConnection, settings: Settings) -> WorkersBody:
-    rows = await workers.list_workers(db)
+    rows = await workers.list_workers(
+        db, gone_after_s=settings.gone_after_s, stalled_after_s=settings.stalled_after_s
+    )
     items = [
         WorkerItem(
             worker_id=r.id,
-            state="live"
-            if r.has_session or r.heartbeat_age_s < settings.gone_after_s
-            else "stalled",
+            state="live" if r.alive else "stalled",
             last_heartbeat=r.last_heartbeat,
             heartbeat_age_s=round(r.heartbeat_age_s, 1),
             has_session=r.has_session,

@@ -24,7 +24,11 @@ async def metrics(request: Request, db: NamedDependency[AsyncConnection]) -> Res
             return error_response(
                 401, "A valid METRICS_TOKEN is required", {"WWW-Authenticate": "Bearer"}
             )
-    overview = await stats.overview(db, alive_within_s=ctx.settings.gone_after_s)
+    overview = await stats.overview(
+        db,
+        gone_after_s=ctx.settings.gone_after_s,
+        stalled_after_s=ctx.settings.stalled_after_s,
+    )
     totals = await stats.delivery_totals(db)
     oldest = await stats.oldest_todo_seconds(db)
     from prometheus_client import generate_latest

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 from psycopg import AsyncConnection
 
-from docora.store.workers import INT4_MAX, PRESENCE_LOCK_CLASS
+from docora.store.workers import IS_GONE, liveness
 
 WATCH_STATUSES = ("pending_snapshot", "scanning", "synced", "retrying", "failed")
 
@@ -21,33 +21,28 @@ class Overview(msgspec.Struct, frozen=True):
 
 
 # One statement, one round trip; each part uses an index (see docs/performance.md).
-OVERVIEW = """
+OVERVIEW = f"""
 SELECT
   (SELECT count(*) FROM apps) AS apps,
   (SELECT count(*) FROM repositories) AS repositories,
-  (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM
+  (SELECT coalesce(jsonb_object_agg(status, n), '{{}}') FROM
      (SELECT status, count(*) AS n FROM watches GROUP BY status) s) AS watches,
   (SELECT count(*) FROM repositories WHERE cooldown_until > now()) AS breakers_open,
-  (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM
+  (SELECT coalesce(jsonb_object_agg(status, n), '{{}}') FROM
      (SELECT status::text, count(*) AS n FROM procrastinate_jobs
       WHERE status IN ('todo', 'doing', 'failed') GROUP BY status) q) AS queue,
-  (SELECT count(*) FROM procrastinate_workers w
-    WHERE w.last_heartbeat > now() - make_interval(secs => %(alive_within)s)
-       OR EXISTS (SELECT 1 FROM pg_locks l
-                  WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-                    AND l.classid = %(lock_class)s::oid
-                    AND l.objid = (w.id %% %(int4_max)s)::oid)) AS workers_alive,
-  (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM
+  (SELECT count(*) FROM procrastinate_workers w WHERE NOT {IS_GONE}) AS workers_alive,
+  (SELECT coalesce(jsonb_object_agg(status, n), '{{}}') FROM
      (SELECT status, count(*) AS n FROM deliveries
       WHERE created_at > now() - interval '1 hour' GROUP BY status) d) AS deliveries
 """
 
 
-async def overview(conn: AsyncConnection, *, alive_within_s: float) -> Overview:
-    cur = await conn.execute(
-        OVERVIEW,
-        {"alive_within": alive_within_s, "lock_class": PRESENCE_LOCK_CLASS, "int4_max": INT4_MAX},
-    )
+async def overview(
+    conn: AsyncConnection, *, gone_after_s: float, stalled_after_s: float
+) -> Overview:
+    params = liveness(gone_after_s=gone_after_s, stalled_after_s=stalled_after_s)
+    cur = await conn.execute(OVERVIEW, params)
     row = await cur.fetchone()
     assert row is not None
     apps, repos, watches, breakers, queue, alive, deliveries = row

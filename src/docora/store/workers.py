@@ -22,18 +22,20 @@ PRESENCE_LOCK_CLASS = 0x646F63  # "doc"
 INT4_MAX = 2147483647
 
 TAKE_PRESENCE = "SELECT pg_advisory_lock(%s, %s)"
-RELEASE_PRESENCE = "SELECT pg_advisory_unlock(%s, %s)"
 
-GONE_WORKERS = """
-SELECT w.id FROM procrastinate_workers w
-WHERE w.last_heartbeat < now() - make_interval(secs => %(stalled_after)s)
-   OR (w.last_heartbeat < now() - make_interval(secs => %(gone_after)s)
-       AND NOT EXISTS (
-           SELECT 1 FROM pg_locks l
-           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-             AND l.classid = %(lock_class)s::oid
-             AND l.objid = (w.id %% %(int4_max)s)::oid))
-"""
+# The one definition of a worker's state, over procrastinate_workers w, used by the reaper,
+# the workers list and the overview alike. Postgres holds a worker's lock exactly as long
+# as its presence session lives.
+HOLDS_PRESENCE = f"""EXISTS (SELECT 1 FROM pg_locks l
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+      AND l.classid = {PRESENCE_LOCK_CLASS} AND l.objid = mod(w.id, {INT4_MAX})::oid)"""
+# Gone: silent for `stalled_after` whatever its session (its host vanished), or silent for
+# `gone_after` with its session over (its process died).
+IS_GONE = f"""(w.last_heartbeat < now() - make_interval(secs => %(stalled_after)s)
+    OR (w.last_heartbeat < now() - make_interval(secs => %(gone_after)s)
+        AND NOT {HOLDS_PRESENCE}))"""
+
+GONE_WORKERS = f"SELECT w.id FROM procrastinate_workers w WHERE {IS_GONE}"
 
 ORPHANED_JOBS = """
 SELECT j.id FROM procrastinate_jobs j
@@ -51,18 +53,16 @@ async def take_presence(conn: AsyncConnection, worker_id: int) -> None:
     await conn.execute(TAKE_PRESENCE, presence_key(worker_id))
 
 
+def liveness(*, gone_after_s: float, stalled_after_s: float) -> dict[str, float]:
+    """The parameters IS_GONE reads."""
+    return {"gone_after": gone_after_s, "stalled_after": stalled_after_s}
+
+
 async def gone_workers(
     conn: AsyncConnection, *, gone_after_s: float, stalled_after_s: float
 ) -> list[int]:
-    cur = await conn.execute(
-        GONE_WORKERS,
-        {
-            "gone_after": gone_after_s,
-            "stalled_after": stalled_after_s,
-            "lock_class": PRESENCE_LOCK_CLASS,
-            "int4_max": INT4_MAX,
-        },
-    )
+    params = liveness(gone_after_s=gone_after_s, stalled_after_s=stalled_after_s)
+    cur = await conn.execute(GONE_WORKERS, params)
     return [row[0] for row in await cur.fetchall()]
 
 
@@ -81,24 +81,25 @@ class WorkerRow(msgspec.Struct, frozen=True):
     last_heartbeat: datetime
     heartbeat_age_s: float
     has_session: bool
+    alive: bool
     running_jobs: int
 
 
-LIST_WORKERS = """
+LIST_WORKERS = f"""
 SELECT w.id, w.last_heartbeat,
        extract(epoch FROM now() - w.last_heartbeat)::float8 AS heartbeat_age_s,
-       EXISTS (SELECT 1 FROM pg_locks l
-               WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-                 AND l.classid = %(lock_class)s::oid
-                 AND l.objid = (w.id %% %(int4_max)s)::oid) AS has_session,
+       {HOLDS_PRESENCE} AS has_session,
+       NOT {IS_GONE} AS alive,
        (SELECT count(*) FROM procrastinate_jobs j
          WHERE j.worker_id = w.id AND j.status = 'doing') AS running_jobs
 FROM procrastinate_workers w ORDER BY w.id
 """
 
 
-async def list_workers(conn: AsyncConnection) -> list[WorkerRow]:
-    params = {"lock_class": PRESENCE_LOCK_CLASS, "int4_max": INT4_MAX}
+async def list_workers(
+    conn: AsyncConnection, *, gone_after_s: float, stalled_after_s: float
+) -> list[WorkerRow]:
+    params = liveness(gone_after_s=gone_after_s, stalled_after_s=stalled_after_s)
     async with conn.cursor(row_factory=class_row(WorkerRow)) as cur:
         await cur.execute(LIST_WORKERS, params)
         return await cur.fetchall()
