@@ -40,8 +40,6 @@ def test_only_verified_tokens_get_their_own_bucket():
     key = rate_limit_key(s, verified)
     assert key.startswith("token:") and "docora_secret" not in key
     assert rate_limit_key(scope("1.1.1.1"), verified) == "peer:1.1.1.1"
-    verified.discard("docora_secret")
-    assert rate_limit_key(s, verified) == "peer:1.1.1.1"
 
 
 def test_verified_credentials_are_bounded():

@@ -14,7 +14,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from docora.store.stats import Overview
 
-__all__ = ["CONTENT_TYPE_LATEST", "HttpMetrics", "state_exposition"]
+__all__ = ["CONTENT_TYPE_LATEST", "HttpMetrics", "exposition"]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -57,19 +57,13 @@ class _State:
         yield GaugeMetricFamily(
             "docora_repositories", "Registered repositories", value=o.repositories
         )
-        watches = GaugeMetricFamily("docora_watches", "Watches by status", labels=["status"])
-        for status, count in o.watches.items():
-            watches.add_metric([status], count)
-        yield watches
+        yield _by_status("docora_watches", "Watches by status", o.watches)
         yield GaugeMetricFamily(
             "docora_circuit_breakers_open",
             "Repositories whose circuit breaker is open",
             value=o.circuit_breakers_open,
         )
-        jobs = GaugeMetricFamily("docora_queue_jobs", "Jobs by status", labels=["status"])
-        for status, count in o.queue.items():
-            jobs.add_metric([status], count)
-        yield jobs
+        yield _by_status("docora_queue_jobs", "Jobs by status", o.queue)
         yield GaugeMetricFamily(
             "docora_queue_oldest_todo_seconds",
             "Age of the oldest job that is due and waiting (0 when none)",
@@ -90,12 +84,23 @@ class _State:
         yield deliveries
 
 
-def state_exposition(
-    overview: Overview, totals: dict[tuple[str, str], int], oldest_todo_s: float
+def _by_status(name: str, documentation: str, counts: dict[str, int]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, documentation, labels=["status"])
+    for status, count in counts.items():
+        family.add_metric([status], count)
+    return family
+
+
+def exposition(
+    http: HttpMetrics,
+    overview: Overview,
+    totals: dict[tuple[str, str], int],
+    oldest_todo_s: float,
 ) -> bytes:
+    """One scrape: the state read from Postgres, then this process's HTTP metrics."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_State(overview, totals, oldest_todo_s))
-    return generate_latest(registry)
+    return generate_latest(registry) + generate_latest(http.registry)
 
 
 # --- the worker's own ----------------------------------------------------------------

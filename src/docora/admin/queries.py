@@ -24,10 +24,11 @@ from docora.api.admin_models import (
     WorkerItem,
     WorkersBody,
 )
+from docora.api.apps import profile
 from docora.api.repositories import circuit_breaker, summary
 from docora.config import Settings
 from docora.errors import MalformedInput, NotFound
-from docora.store import apps, deliveries, queue, stats, watches, workers
+from docora.store import apps, deliveries, operations, queue, stats, watches, workers
 from docora.store.operations import Operation
 
 
@@ -35,16 +36,7 @@ async def overview(db: AsyncConnection, settings: Settings) -> OverviewBody:
     numbers = await stats.overview(
         db, gone_after_s=settings.gone_after_s, stalled_after_s=settings.stalled_after_s
     )
-    return OverviewBody(
-        apps=numbers.apps,
-        repositories=numbers.repositories,
-        watches=numbers.watches,
-        circuit_breakers_open=numbers.circuit_breakers_open,
-        queue=numbers.queue,
-        workers_alive=numbers.workers_alive,
-        deliveries_last_hour=numbers.deliveries_last_hour,
-        generated_at=datetime.now(UTC),
-    )
+    return OverviewBody(**msgspec.structs.asdict(numbers), generated_at=datetime.now(UTC))
 
 
 async def app_page(
@@ -88,15 +80,7 @@ async def app_detail(db: AsyncConnection, app_id: str) -> AdminAppDetail:
         raise NotFound(f"No app {app_id}")
     counts = await apps.watch_status_counts(db, app_id)
     return AdminAppDetail(
-        app_id=app.id,
-        app_name=app.name,
-        base_url=app.base_url,
-        email=app.email,
-        website=app.website,
-        description=app.description,
-        delivery_concurrency=app.delivery_concurrency,
-        created_at=app.created_at,
-        updated_at=app.updated_at,
+        **msgspec.structs.asdict(profile(app)),
         watches={status: counts.get(status, 0) for status in WATCH_STATUSES},
         deliveries_logged=await apps.delivery_count(db, app_id),
     )
@@ -240,3 +224,12 @@ def operation_body(operation: Operation) -> OperationBody:
         app_id=operation.app_id,
         status_filter=operation.status_filter,
     )
+
+
+async def recent_operations(
+    db: AsyncConnection, app_id: str, limit: int = 5
+) -> list[OperationBody]:
+    return [
+        operation_body(op)
+        for op in await operations.recent_operations(db, app_id=app_id, limit=limit)
+    ]

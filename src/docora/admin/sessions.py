@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from docora.config import Settings
+from docora.store import sessions
 
 COOKIE = "docora_session"
 CSRF_FIELD = "csrf_token"
@@ -80,8 +81,6 @@ def cookie_is_secure(scheme: str, client_host: str | None) -> bool:
 
 async def session_of(db, settings: Settings, cookie: str | None):
     """The live session a cookie names (touching it), or None."""
-    from docora.store import sessions
-
     if not console_enabled(settings):
         return None
     session_id = unsign(session_secret(settings), cookie)

@@ -27,15 +27,14 @@ from docora.api.admin_models import (
     TokenBody,
     WorkersBody,
 )
-from docora.api.auth import refuse_brute_force, unauthorized
+from docora.api.auth import admin_token_matches, refuse_brute_force, unauthorized
 from docora.api.context import ApiContext
 from docora.api.models import MessageBody
 from docora.api.ratelimit import bearer_token, peer_address
 from docora.api.responses import errors
-from docora.crypto import secret_matches
 from docora.errors import Forbidden
 
-ADMIN_SECURITY = [{"AdminToken": []}, {"ConsoleSession": []}]
+OPERATOR_SECURITY = [{"AdminToken": []}, {"ConsoleSession": []}]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Items per page (1-200)")]
@@ -53,8 +52,7 @@ async def authenticated_operator(request: Request, db: NamedDependency[AsyncConn
     refuse_brute_force(ctx, peer)
     token = bearer_token(request.scope)
     if token is not None:
-        if settings.admin_token and secret_matches(token, settings.admin_token):
-            ctx.verified.add(token)
+        if admin_token_matches(ctx, token):
             return "admin-token"
         raise unauthorized(ctx, peer, "Invalid admin token")
     session = await session_of(db, settings, request.cookies.get(COOKIE))
@@ -69,7 +67,7 @@ async def authenticated_operator(request: Request, db: NamedDependency[AsyncConn
 class AdminController(Controller):
     path = "/api/admin"
     tags: ClassVar[list[str]] = ["admin"]
-    security = ADMIN_SECURITY
+    security = OPERATOR_SECURITY
     dependencies: ClassVar = {"operator": Provide(authenticated_operator)}
 
     @get("/overview", summary="Counts across the whole system", responses=errors(401))

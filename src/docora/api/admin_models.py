@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from docora.api.models import CircuitBreakerBody, WatchStatus, WatchSummary
+from docora.api.models import AppProfile, CircuitBreakerBody, WatchStatus, WatchSummary
 
 Cursor = Annotated[str | None, Meta(description="Opaque; pass as ?cursor= for the next page")]
 
@@ -40,16 +40,9 @@ class AdminAppPage(msgspec.Struct):
     next_cursor: Cursor
 
 
-class AdminAppDetail(msgspec.Struct):
-    app_id: str
-    app_name: str
-    base_url: str
-    email: str
-    website: str | None
-    description: str | None
-    delivery_concurrency: int
-    created_at: datetime
-    updated_at: datetime
+class AdminAppDetail(AppProfile):
+    """The app's own profile (GET /api/apps/me) and what the operator adds to it."""
+
     watches: Annotated[dict[str, int], Meta(description="Watches by status (all five present)")]
     deliveries_logged: int
 

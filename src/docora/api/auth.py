@@ -52,6 +52,15 @@ async def authenticated_app(request: Request, db: NamedDependency[AsyncConnectio
     return found[0]
 
 
+def admin_token_matches(ctx: ApiContext, token: str | None) -> bool:
+    """The bearer is ADMIN_TOKEN (constant time); it then gets a rate-limit bucket of its own."""
+    expected = ctx.settings.admin_token
+    if token is None or expected is None or not secret_matches(token, expected):
+        return False
+    ctx.verified.add(token)
+    return True
+
+
 async def admin_guard(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
     ctx: ApiContext = connection.app.state.docora
     peer = peer_address(connection.scope)
@@ -62,6 +71,5 @@ async def admin_guard(connection: ASGIConnection, _handler: BaseRouteHandler) ->
         raise HTTPException(
             status_code=403, detail="Onboarding over HTTP is disabled: ADMIN_TOKEN is not set"
         )
-    if token is None or not secret_matches(token, expected):
+    if not admin_token_matches(ctx, token):
         raise unauthorized(ctx, peer, "Invalid admin token")
-    ctx.verified.add(token)

@@ -10,7 +10,7 @@ from psycopg import AsyncConnection
 from docora.api.errors import error_response
 from docora.api.ratelimit import bearer_token
 from docora.crypto import secret_matches
-from docora.metrics import CONTENT_TYPE_LATEST, state_exposition
+from docora.metrics import CONTENT_TYPE_LATEST, exposition
 from docora.store import stats
 
 
@@ -31,7 +31,5 @@ async def metrics(request: Request, db: NamedDependency[AsyncConnection]) -> Res
     )
     totals = await stats.delivery_totals(db)
     oldest = await stats.oldest_todo_seconds(db)
-    from prometheus_client import generate_latest
-
-    body = state_exposition(overview, totals, oldest) + generate_latest(ctx.http_metrics.registry)
+    body = exposition(ctx.http_metrics, overview, totals, oldest)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

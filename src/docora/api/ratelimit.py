@@ -97,9 +97,6 @@ class VerifiedCredentials:
         while len(self._digests) > self._capacity:
             self._digests.popitem(last=False)
 
-    def discard(self, token: str) -> None:
-        self._digests.pop(credential_digest(token), None)
-
     def __contains__(self, digest: str) -> bool:
         return digest in self._digests
 

@@ -37,6 +37,7 @@ from docora.api.apps import create_app_record, validated_base_url
 from docora.api.context import ApiContext
 from docora.api.models import OnboardRequest
 from docora.api.ratelimit import peer_address
+from docora.crypto import secret_matches
 from docora.errors import DocoraError, Forbidden
 from docora.store import sessions
 
@@ -161,7 +162,7 @@ class ConsoleController(Controller):
             template.headers["Retry-After"] = str(max(1, math.ceil(wait)))
             return template
         username, password = str(data.get("username", "")), str(data.get("password", ""))
-        user_ok = csrf_matches(username, settings.admin_username or "")
+        user_ok = secret_matches(username, settings.admin_username or "")
         password_ok = password_matches(password, settings.admin_password or "")
         if not (user_ok and password_ok):
             ctx.login_failures.acquire(peer)
@@ -252,8 +253,6 @@ class ConsoleController(Controller):
         cursor: FromQuery[str | None] = None,
         notice: FromQuery[str | None] = None,
     ) -> Template:
-        from docora.store import operations
-
         detail = await queries.app_detail(db, app_id)
         watches = await queries.watch_page(
             db,
@@ -264,7 +263,7 @@ class ConsoleController(Controller):
             cursor=cursor,
             limit=PAGE,
         )
-        recent = await operations.recent_operations(db, app_id=app_id, limit=5)
+        recent = await queries.recent_operations(db, app_id)
         return page(
             "app.html",
             console,
@@ -272,7 +271,7 @@ class ConsoleController(Controller):
             watches=watches,
             status=status or "",
             search=search or "",
-            operations=[queries.operation_body(op) for op in recent],
+            operations=recent,
             notice=notice,
         )
 
