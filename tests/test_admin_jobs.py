@@ -66,8 +66,6 @@ def test_a_cancelled_operation_stops_before_its_next_item(make_settings, db):
 
 async def test_two_operations_on_the_same_watches_queue_one_sync_each(make_settings, db):
     """The operations' job, run here without a worker: the syncs they queue stay waiting."""
-    from types import SimpleNamespace
-
     from docora.admin import actions
     from docora.db import open_pool
     from docora.jobs.app import build_job_app
@@ -84,7 +82,6 @@ async def test_two_operations_on_the_same_watches_queue_one_sync_each(make_setti
     await jobs.open_async(pool)
     try:
         queue = JobQueue(jobs)
-        services = SimpleNamespace(pool=pool)
         async with pool.connection() as conn:
             first = await actions.start_operation(
                 conn, queue, action="retry", app_id=None, status=None
@@ -92,8 +89,8 @@ async def test_two_operations_on_the_same_watches_queue_one_sync_each(make_setti
             second = await actions.start_operation(
                 conn, queue, action="resync", app_id=app_id, status=None
             )
-        await run_operation(services, queue, first.id)
-        await run_operation(services, queue, second.id)
+        await run_operation(pool, queue, first.id)
+        await run_operation(pool, queue, second.id)
     finally:
         await jobs.close_async()
         await pool.close()

@@ -81,7 +81,7 @@ def build_job_app(settings: Settings, services: Services | None = None) -> procr
     async def run_operation(context: JobContext, operation_id: str) -> None:
         assert services is not None
         bind(job_id=context.job.id)
-        await operations.run_operation(services, queue, operation_id)
+        await operations.run_operation(services.pool, queue, operation_id)
 
     @app.task(name=FORGET_MIRROR_TASK, pass_context=True)
     async def forget_mirror(context: JobContext, **repository: str) -> None:

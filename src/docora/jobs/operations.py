@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 
 from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 from docora.jobs.queue import JobQueue
-from docora.jobs.services import Services
 from docora.store import operations, watches
 
 log = logging.getLogger(__name__)
@@ -32,18 +32,20 @@ async def act_on_watch(
     return True
 
 
-async def run_operation(services: Services, queue: JobQueue, operation_id: str) -> None:
-    async with services.pool.connection() as conn:
+async def run_operation(pool: AsyncConnectionPool, queue: JobQueue, operation_id: str) -> None:
+    async with pool.connection() as conn:
         operation = await operations.get_operation(conn, operation_id)
     if operation is None or operation.status != "running":
         return
-    while await _one_item(services, queue, operation_id, operation.action):
+    while await _one_item(pool, queue, operation_id, operation.action):
         pass
 
 
-async def _one_item(services: Services, queue: JobQueue, operation_id: str, action: str) -> bool:
+async def _one_item(
+    pool: AsyncConnectionPool, queue: JobQueue, operation_id: str, action: str
+) -> bool:
     """Act on the next item; False when the operation has ended."""
-    async with services.pool.connection() as conn, conn.transaction():
+    async with pool.connection() as conn, conn.transaction():
         if await operations.cancel_requested(conn, operation_id):
             await operations.finish(conn, operation_id, "cancelled")
             return False
