@@ -40,10 +40,6 @@ def bind(**fields: object) -> None:
     _context.set({**_context.get(), **{k: str(v) for k, v in fields.items() if v}})
 
 
-def current_context() -> dict[str, str]:
-    return dict(_context.get())
-
-
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {

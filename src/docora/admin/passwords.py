@@ -26,10 +26,6 @@ def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=_MAXMEM, dklen=32)
 
 
-def is_hashed(stored: str) -> bool:
-    return stored.startswith((SCRYPT_PREFIX, "$argon2"))
-
-
 def password_matches(given: str, stored: str) -> bool:
     """Constant-time for plain text; a hash costs what it costs whatever the input."""
     if stored.startswith(SCRYPT_PREFIX):
