@@ -93,8 +93,8 @@ def build_job_app(settings: Settings, services: Services | None = None) -> procr
     @app.task(name=ALERT_TASK, pass_context=True, retry=retry)
     async def send_sync_failed(context: JobContext, **payload) -> None:
         assert services is not None
-        bind(job_id=context.job.id, app_id=payload.get("app_id"))
-        bind(repository_id=payload.get("repository_id"))
+        app_id, repository_id = payload.get("app_id"), payload.get("repository_id")
+        bind(job_id=context.job.id, app_id=app_id, repository_id=repository_id)
         await alerts.send_sync_failed(services, context, **payload)
 
     @app.periodic(cron=interval_cron(settings.scan_interval_ms), periodic_id="tick")
