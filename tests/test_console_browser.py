@@ -44,6 +44,15 @@ def browser():
 
 
 @pytest.fixture
+def page(browser, site):
+    """A page signed in to the console (ask for `data` first when the test wants it shown)."""
+    signed_in = browser.new_page()
+    login(signed_in, site)
+    yield signed_in
+    signed_in.close()
+
+
+@pytest.fixture
 def settings(make_settings):
     return console_settings(make_settings)
 
@@ -118,9 +127,7 @@ def test_a_wrong_password_five_times_locks_the_peer_out(browser, site):
     page.close()
 
 
-def test_every_page_shows_the_api_numbers(browser, site, data):
-    page = browser.new_page()
-    login(page, site)
+def test_every_page_shows_the_api_numbers(data, page, site):
     numbers = httpx.get(f"{site}/api/admin/overview", headers=ADMIN).json()
     for field in ("watches.failed", "watches.retrying", "watches.synced", "apps", "repositories"):
         key, _, sub = field.partition(".")
@@ -139,12 +146,9 @@ def test_every_page_shows_the_api_numbers(browser, site, data):
     for path in ("/admin/queue", "/admin/workers", "/admin/deliveries"):
         page.goto(f"{site}{path}")
         assert page.locator("h1").count() == 1
-    page.close()
 
 
-def test_retry_and_resync_from_a_row(browser, site, data, db):
-    page = browser.new_page()
-    login(page, site)
+def test_retry_and_resync_from_a_row(data, page, site, db):
     alpha = data["apps"]["alpha"]
     page.goto(f"{site}/admin/apps/{alpha}")
     page.locator("tr.row-failed").get_by_role("button", name="Retry").click()
@@ -156,12 +160,9 @@ def test_retry_and_resync_from_a_row(browser, site, data, db):
     assert row == (None, 0)
     page.locator("tr.row-synced").get_by_role("button", name="Resync").click()
     assert "Resync queued" in page.locator(".notice").inner_text()
-    page.close()
 
 
-def test_a_bulk_operation_to_done_and_one_cancelled(browser, site, settings, data):
-    page = browser.new_page()
-    login(page, site)
+def test_a_bulk_operation_to_done_and_one_cancelled(data, page, site, settings):
     alpha = data["apps"]["alpha"]
     page.goto(f"{site}/admin/apps/{alpha}")
     page.get_by_role("button", name="Resync all (3)").click()
@@ -188,12 +189,9 @@ def test_a_bulk_operation_to_done_and_one_cancelled(browser, site, settings, dat
     ops = page.locator(".operations li").all_inner_texts()
     assert any("resync" in op and "cancelled" in op for op in ops), ops
     assert any("retry" in op and "done" in op and "2/2" in op for op in ops), ops
-    page.close()
 
 
-def test_onboarding_shows_the_token_once(browser, site):
-    page = browser.new_page()
-    login(page, site)
+def test_onboarding_shows_the_token_once(page, site):
     page.goto(f"{site}/admin/onboard")
     page.get_by_label("App name").fill("console app")
     page.get_by_label("Webhook base URL").fill("http://127.0.0.1:9/hooks")
@@ -218,12 +216,9 @@ def test_onboarding_shows_the_token_once(browser, site):
     page.get_by_role("button", name="Create app").click()
     assert "base_url must use https" in page.locator(".alert").inner_text()
     assert page.get_by_label("App name").input_value() == "bad target"
-    page.close()
 
 
-def test_deleting_an_app_after_a_confirmation(browser, site, data, db):
-    page = browser.new_page()
-    login(page, site)
+def test_deleting_an_app_after_a_confirmation(data, page, site, db):
     bravo = data["apps"]["bravo"]
     page.goto(f"{site}/admin/apps/{bravo}")
     page.get_by_role("link", name="Delete app…").click()
@@ -232,7 +227,6 @@ def test_deleting_an_app_after_a_confirmation(browser, site, data, db):
     page.wait_for_url(re.compile(r"/admin/apps\?notice="))
     assert "bravo" not in page.locator("tbody").inner_text()
     assert db.execute("SELECT count(*) FROM apps WHERE id = %s", (bravo,)).fetchone()[0] == 0
-    page.close()
 
 
 def test_no_request_leaves_the_origin_and_nothing_scrolls_sideways_at_390px(browser, site, data):
@@ -268,9 +262,7 @@ def test_everything_works_with_javascript_off(browser, site, data, db):
     context.close()
 
 
-def test_labels_on_every_field(browser, site, data):
-    page = browser.new_page()
-    login(page, site)
+def test_labels_on_every_field(data, page, site):
     for path in [*PAGES, f"/admin/apps/{data['apps']['alpha']}"]:
         page.goto(f"{site}{path}")
         unlabeled = page.evaluate(
@@ -279,4 +271,3 @@ def test_labels_on_every_field(browser, site, data):
                .map(el => el.name)"""
         )
         assert unlabeled == [], (path, unlabeled)
-    page.close()
