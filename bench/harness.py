@@ -42,26 +42,53 @@ def wait_http(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+def service_environment(
+    root: Path, database_url: str, api_port: int, **overrides: str
+) -> dict[str, str]:
+    """What `docora` runs with in a benchmark: local repositories and receivers allowed,
+    rate limits out of the way, mirrors under root."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "ENCRYPTION_KEY": secrets.token_hex(32),
+        "ADMIN_TOKEN": ADMIN,
+        "HOST": "127.0.0.1",
+        "PORT": str(api_port),
+        "LOG_LEVEL": "warning",
+        "REPOS_BASE_PATH": str(root / "mirrors"),
+        "ALLOW_LOCAL_REPOSITORIES": "true",
+        "ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
+        "RATE_LIMIT_PER_MINUTE": "10000000",
+        **overrides,
+    }
+
+
+def onboard_app(
+    api: httpx.Client, name: str, base_url: str, concurrency: int = 1
+) -> dict[str, str]:
+    """A new app signing with KEY; its bearer header."""
+    r = api.post(
+        "/api/apps/onboard",
+        headers={"Authorization": f"Bearer {ADMIN}"},
+        json={
+            "app_name": name,
+            "base_url": base_url,
+            "email": "bench@example.com",
+            "client_auth_key": KEY,
+            "delivery_concurrency": concurrency,
+        },
+    )
+    r.raise_for_status()
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
 class Stack:
     def __init__(self, root: Path, database_url: str, env_overrides: dict[str, str]) -> None:
         self.root = root
         self.database_url = database_url
         self.api_port = free_port()
         self.receiver_port = free_port()
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "ENCRYPTION_KEY": secrets.token_hex(32),
-            "ADMIN_TOKEN": ADMIN,
-            "HOST": "127.0.0.1",
-            "PORT": str(self.api_port),
-            "LOG_LEVEL": "warning",
-            "REPOS_BASE_PATH": str(root / "mirrors"),
-            "ALLOW_LOCAL_REPOSITORIES": "true",
-            "ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
-            "RATE_LIMIT_PER_MINUTE": "1000000",
-            **env_overrides,
-        }
+        self.env = service_environment(root, database_url, self.api_port, **env_overrides)
         self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}", timeout=60)
         self.receiver = httpx.Client(base_url=f"http://127.0.0.1:{self.receiver_port}", timeout=60)
         self.procs: list[subprocess.Popen] = []
@@ -94,19 +121,8 @@ class Stack:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def onboard(self, name: str, concurrency: int = 1) -> dict[str, str]:
-        r = self.api.post(
-            "/api/apps/onboard",
-            headers={"Authorization": f"Bearer {ADMIN}"},
-            json={
-                "app_name": name,
-                "base_url": f"http://127.0.0.1:{self.receiver_port}/hooks",
-                "email": "bench@example.com",
-                "client_auth_key": KEY,
-                "delivery_concurrency": concurrency,
-            },
-        )
-        r.raise_for_status()
-        return {"Authorization": f"Bearer {r.json()['token']}"}
+        base_url = f"http://127.0.0.1:{self.receiver_port}/hooks"
+        return onboard_app(self.api, name, base_url, concurrency)
 
     def register(self, headers: dict[str, str], url: str) -> str:
         r = self.api.post("/api/repositories", headers=headers, json={"github_url": url})

@@ -22,12 +22,14 @@ def files(
     binaries: int = 20,
     binary_size: int = 200_000,
     big_binary: int = 0,
+    text_size: tuple[int, int] = (2000, 5000),
     seed: int = 7,
 ) -> Iterator[tuple[str, bytes]]:
-    """`count` text files of 2-5 KB, `binaries` binaries, and optionally one huge binary."""
+    """`count` text files (2-5 KB unless `text_size` says otherwise), `binaries` binaries,
+    and optionally one huge binary."""
     rnd = random.Random(seed)
     for i in range(count):
-        yield f"src/m{i % 97:02d}/f{i:06d}.txt", text_file(rnd, rnd.randint(2000, 5000))
+        yield f"src/m{i % 97:02d}/f{i:06d}.txt", text_file(rnd, rnd.randint(*text_size))
     for i in range(binaries):
         yield f"assets/b{i:03d}.bin", rnd.randbytes(binary_size)
     if big_binary:
