@@ -1,0 +1,254 @@
+"""An httpx transport for webhooks: HTTP/1.1 over asyncio protocols, parsed by httptools.
+
+httpx's own transport (httpcore on anyio, h11 in pure Python) cost about 0.45 ms of CPU per
+request in the worker, more than everything else a delivery does (bench/throughput.py with
+--profile). A webhook POST needs a small part of HTTP: one request written at once, a
+status and headers back, keep-alive. This transport does that part, behind httpx's
+`AsyncBaseTransport`, so callers keep httpx's request and response types:
+
+- connections are opened to an address that passed the SSRF rules at that moment (the
+  name is resolved and checked once per connection, and the socket goes to a checked
+  address: DNS cannot change between the check and the connection); TLS still verifies
+  the certificate against the host name;
+- keep-alive per (scheme, host, port); a connection the server closed while idle is
+  dropped as soon as the close arrives, and a request that finds its reused connection
+  closed before any byte of answer is sent once more on a new connection;
+- redirects are answers like any other (never followed); timeouts come from the request's
+  `timeout` extension as in httpx (connect, read, write, pool) and raise httpx's
+  exceptions;
+- an answer's body is kept up to MAX_KEPT_BODY bytes (a webhook's answer is read for its
+  status); the rest is read and dropped, so a large answer costs no memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import ssl
+import time
+
+import httptools
+import httpx
+
+from docora.net import Resolver, checked_addresses, system_resolver
+
+MAX_KEPT_BODY = 64 * 1024
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class _StaleConnection(Exception):
+    """A reused connection was closed by the server before any byte of the answer."""
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP (or TLS) connection and the answer being read on it."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self._parser = httptools.HttpResponseParser(self)
+        self._waiter: asyncio.Future[None] | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body = bytearray()
+        self._headers_done = False
+        self._received = False
+        self.keep_alive = False
+
+    # asyncio.Protocol
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self._waiter is None or self._waiter.done():
+            self.close()  # bytes nobody asked for: the connection cannot be trusted
+            return
+        self._received = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._finish(httpx.RemoteProtocolError(f"invalid HTTP answer: {exc}"))
+
+    def eof_received(self) -> bool:
+        return False  # close our side as well
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._waiter is None or self._waiter.done():
+            return
+        if self._headers_done and not self._parser.should_keep_alive():
+            self._finish(None)  # an answer whose body ends with the connection
+        elif not self._received:
+            self._finish(_StaleConnection())
+        else:
+            self._finish(httpx.RemoteProtocolError("the server closed the connection mid-answer"))
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._headers_done = True
+
+    def on_body(self, body: bytes) -> None:
+        room = MAX_KEPT_BODY - len(self._body)
+        if room > 0:
+            self._body += body[:room]
+
+    def on_message_complete(self) -> None:
+        if 100 <= self._parser.get_status_code() < 200:
+            # An interim answer (100 Continue, 103 Early Hints): the real one follows.
+            self._headers, self._body, self._headers_done = [], bytearray(), False
+            return
+        self.keep_alive = self._parser.should_keep_alive()
+        self._finish(None)
+
+    def _finish(self, error: BaseException | None) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
+
+    async def exchange(self, request: bytes, read_timeout: float | None) -> httpx.Response:
+        """Write one request, wait for its whole answer."""
+        assert self.transport is not None
+        self._waiter = asyncio.get_running_loop().create_future()
+        self._headers, self._body = [], bytearray()
+        self._headers_done = self._received = False
+        self.transport.write(request)
+        try:
+            async with asyncio.timeout(read_timeout):
+                await self._waiter
+        except TimeoutError:
+            raise httpx.ReadTimeout("no answer in time") from None
+        finally:
+            self._waiter = None
+        # A stream, as transports return: the caller reads it if it wants the body
+        # (decoding it at once here cost 6 us a request nobody reads).
+        return httpx.Response(
+            self._parser.get_status_code(),
+            headers=self._headers,
+            stream=httpx.ByteStream(bytes(self._body)),
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class WebhookTransport(httpx.AsyncBaseTransport):
+    def __init__(
+        self,
+        *,
+        resolver: Resolver = system_resolver,
+        allow_private: bool,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = 256,
+        keepalive_expiry: float = 5.0,
+    ) -> None:
+        self._resolver = resolver
+        self._allow_private = allow_private
+        self._ssl = ssl_context or httpx.create_ssl_context()
+        self._slots = asyncio.Semaphore(max_connections)
+        self._max_idle = max_connections
+        self._keepalive_expiry = keepalive_expiry
+        self._idle: dict[tuple[str, str, int], collections.deque[_Connection]] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeouts = request.extensions.get("timeout", {})
+        url = request.url
+        if url.scheme not in DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(f"webhooks go over http(s), not {url.scheme!r}")
+        key = (url.scheme, url.host, url.port or DEFAULT_PORTS[url.scheme])
+        payload = _serialize(request, await request.aread())
+        try:
+            async with asyncio.timeout(timeouts.get("pool")):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout("no free connection in time") from None
+        try:
+            for _ in range(2):
+                connection, reused = self._take_idle(key), True
+                if connection is None:
+                    connection, reused = await self._open(key, timeouts.get("connect")), False
+                try:
+                    response = await connection.exchange(payload, timeouts.get("read"))
+                except _StaleConnection:
+                    connection.close()
+                    if reused:
+                        continue  # the server let it go while idle; nothing was answered
+                    raise httpx.RemoteProtocolError("the server closed the connection") from None
+                except BaseException:
+                    connection.close()  # its state is unknown (timeout, cancellation)
+                    raise
+                self._put_idle(key, connection)
+                return response
+            raise httpx.RemoteProtocolError("the server closed the connection")  # unreachable
+        finally:
+            self._slots.release()
+
+    def _take_idle(self, key) -> _Connection | None:
+        idle = self._idle.get(key)
+        now = time.monotonic()
+        while idle:
+            connection = idle.pop()  # the most recently used: the least likely to be closed
+            if not connection.closed and now - connection.idle_since < self._keepalive_expiry:
+                return connection
+            connection.close()
+        return None
+
+    def _put_idle(self, key, connection: _Connection) -> None:
+        if connection.closed or not connection.keep_alive:
+            connection.close()
+            return
+        idle = self._idle.setdefault(key, collections.deque())
+        if len(idle) >= self._max_idle:
+            connection.close()
+            return
+        connection.idle_since = time.monotonic()
+        idle.append(connection)
+
+    async def _open(self, key, connect_timeout: float | None) -> _Connection:
+        scheme, host, port = key
+        addresses = await checked_addresses(
+            host, port, allow_private=self._allow_private, resolver=self._resolver, what="base_url"
+        )
+        loop = asyncio.get_running_loop()
+        tls = {"ssl": self._ssl, "server_hostname": host} if scheme == "https" else {}
+        failure: Exception | None = None
+        for address in addresses:
+            try:
+                async with asyncio.timeout(connect_timeout):
+                    _, connection = await loop.create_connection(
+                        _Connection, address.split("%", 1)[0], port, **tls
+                    )
+                return connection
+            except TimeoutError:
+                raise httpx.ConnectTimeout(f"could not connect to {host} in time") from None
+            except (OSError, ssl.SSLError) as exc:
+                failure = exc
+        raise httpx.ConnectError(f"could not connect to {host}: {failure}")
+
+    async def aclose(self) -> None:
+        for idle in self._idle.values():
+            for connection in idle:
+                connection.close()
+        self._idle.clear()
+        with contextlib.suppress(Exception):
+            await asyncio.sleep(0)  # let the transports close
+
+
+def _serialize(request: httpx.Request, body: bytes) -> bytes:
+    """The request as written on the wire, in one piece (one write, one segment or few).
+    httpx has already set Host and Content-Length."""
+    lines = [b"%s %s HTTP/1.1\r\n" % (request.method.encode(), request.url.raw_path)]
+    lines += [b"%s: %s\r\n" % (name, value) for name, value in request.headers.raw]
+    lines.append(b"\r\n")
+    lines.append(body)
+    return b"".join(lines)
