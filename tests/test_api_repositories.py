@@ -1,8 +1,13 @@
+import asyncio
 import threading
+import uuid
 
+import psycopg
 import pytest
 
 from docora.ids import repository_id
+from docora.store import watches
+from docora.store.changes import Change, LogEntry, record_acknowledged
 from tests.conftest import onboard
 from tests.githttp import GitHttpServer
 from tests.gitrepo import GitRepo
@@ -154,7 +159,9 @@ def test_list_get_resync_delete(client, db, repo):
     assert client.delete(f"/api/repositories/{rid}", headers=headers).status_code == 404
 
 
-def test_pending_changes_and_files_delivered(client, db, repo):
+def test_pending_changes_and_files_delivered(client, db, database_url, repo):
+    """The counts are kept with the delivered state: acknowledgements move files_delivered
+    and pending_changes; the worker's refresh counts what the app lacks of the snapshot."""
     app_id, headers = onboard(client)
     rid = register(client, headers, repo.url).json()["repository_id"]
     db.execute("INSERT INTO snapshots (repository_id, commit_sha) VALUES (%s, 'c1')", (rid,))
@@ -164,14 +171,47 @@ def test_pending_changes_and_files_delivered(client, db, repo):
             "VALUES (%s, %s, %s, 1, 'blob', false)",
             (rid, path, sha),
         )
-    for path, sha in (("a", "1"), ("b", "old"), ("gone", "9")):
-        db.execute(
-            "INSERT INTO delivered_files (app_id, repository_id, path, sha) VALUES (%s,%s,%s,%s)",
-            (app_id, rid, path, sha),
+    generation = db.execute(
+        "SELECT generation FROM watches WHERE repository_id = %s", (rid,)
+    ).fetchone()[0]
+
+    def change(event: str, path: str, sha: str) -> Change:
+        return Change(event, path, sha, 1, "blob", False, None)
+
+    def entry(c: Change) -> LogEntry:
+        return LogEntry(
+            app_id, rid, uuid.uuid4(), c.event, c.path, c.sha, "c1", "delivered", 200, 1, 1
         )
-    detail = client.get(f"/api/repositories/{rid}", headers=headers).json()
-    # b changed, c is new, gone was deleted.
-    assert detail["files_delivered"] == 3 and detail["pending_changes"] == 3
+
+    async def record(*items: Change) -> bool:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            return await record_acknowledged(
+                conn, [(c, entry(c)) for c in items], generation=generation
+            )
+
+    async def refresh() -> None:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            await watches.refresh_pending(conn, rid, [app_id])
+
+    def detail() -> tuple[int, int | None]:
+        body = client.get(f"/api/repositories/{rid}", headers=headers).json()
+        return body["files_delivered"], body["pending_changes"]
+
+    assert detail() == (0, None)  # no snapshot when the watch was made
+    asyncio.run(record(change("create", "a", "1"), change("create", "b", "old")))
+    asyncio.run(record(change("create", "gone", "9")))
+    asyncio.run(refresh())
+    assert detail() == (3, 3)  # b changed, c is new, gone was deleted
+    asyncio.run(record(change("delete", "gone", "9"), change("update", "b", "2")))
+    assert detail() == (2, 1)
+    asyncio.run(record(change("create", "c", "3")))
+    assert detail() == (3, 0)
+    asyncio.run(refresh())
+    assert detail() == (3, 0)
+    # A reset generation records nothing and moves no count.
+    db.execute("UPDATE watches SET generation = generation + 1 WHERE repository_id = %s", (rid,))
+    assert asyncio.run(record(change("create", "d", "4"))) is False
+    assert detail() == (3, 0)
 
 
 @pytest.fixture

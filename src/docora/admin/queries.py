@@ -126,8 +126,8 @@ async def watch_page(
             app_id=r.watch.app_id,
             app_name=r.app_name,
             circuit_breaker=circuit_breaker(r.repository, now),
-            files_delivered=r.files_delivered,
-            pending_changes=r.pending_changes,
+            files_delivered=r.watch.files_delivered,
+            pending_changes=r.watch.pending_changes,
         )
         for r in rows
     ]

@@ -194,13 +194,12 @@ class RepositoriesController(Controller):
         repository_id: str = RepositoryIdParam,
     ) -> WatchDetail:
         watch, repo = await _existing_watch(db, app, repository_id)
-        counts = await watches.watch_counts(db, app.id, repository_id)
         skipped = await snapshots.skipped_files(db, repository_id)
         return WatchDetail(
             **msgspec.structs.asdict(summary(watch, repo)),
             circuit_breaker=circuit_breaker(repo, datetime.now(UTC)),
-            files_delivered=counts.files_delivered,
-            pending_changes=counts.pending_changes,
+            files_delivered=watch.files_delivered,
+            pending_changes=watch.pending_changes,
             skipped_files=[SkippedFileBody(**item) for item in skipped],
         )
 

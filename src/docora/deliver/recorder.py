@@ -1,7 +1,10 @@
 """Recording acknowledgements off the sending path, in small batches.
 
 The sender hands each acknowledged event to the recorder and moves on; the recorder
-commits whatever has accumulated in one transaction. At most `max_pending` events can be
+commits whatever has accumulated in one transaction, as soon as half of `max_pending` has
+gathered or LINGER_S after the first one, whichever comes first: a fast receiver gets
+large batches at once, a slow one still gets a commit for several events rather than one
+each (a commit costs the worker about a millisecond). At most `max_pending` events can be
 acknowledged but not yet recorded: those, with the requests in flight, are all that a
 worker crash can cause to be sent again.
 """
@@ -9,12 +12,13 @@ worker crash can cause to be sent again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from psycopg_pool import AsyncConnectionPool
 
 from docora.store.changes import Change, LogEntry, record_acknowledged
 
-LINGER_S = 0.01
+LINGER_S = 0.05
 
 
 class WatchGone(Exception):
@@ -27,7 +31,9 @@ class AckRecorder:
         self._generation = generation
         self._pending: list[tuple[Change | None, LogEntry]] = []
         self._room = asyncio.Semaphore(max_pending)
-        self._wake = asyncio.Event()
+        self._flush_at = max(1, max_pending // 2)
+        self._wake = asyncio.Event()  # something is pending
+        self._full = asyncio.Event()  # enough is pending to commit without waiting
         self._closing = False
         self._error: BaseException | None = None
         self._task: asyncio.Task | None = None
@@ -40,6 +46,7 @@ class AckRecorder:
     async def __aexit__(self, *exc) -> None:
         self._closing = True
         self._wake.set()
+        self._full.set()
         assert self._task is not None
         await self._task
         if self._error is not None and exc[0] is None:
@@ -52,15 +59,20 @@ class AckRecorder:
         await self._room.acquire()
         self._pending.append((change, entry))
         self._wake.set()
+        if len(self._pending) >= self._flush_at:
+            self._full.set()
 
     async def _run(self) -> None:
         async with self._pool.connection() as conn:
             while True:
                 await self._wake.wait()
-                if not self._closing:
-                    # Let a few acknowledgements gather: one commit for many events.
-                    await asyncio.sleep(LINGER_S)
+                if not self._full.is_set():
+                    # Let acknowledgements gather: one commit for many events.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(LINGER_S):
+                            await self._full.wait()
                 self._wake.clear()
+                self._full.clear()
                 batch, self._pending = self._pending, []
                 if batch and self._error is None:
                     try:

@@ -113,10 +113,13 @@ class WatchDelivery:
         try:
             try:
                 async with BlobReader(self.mirror) as blobs:
-                    async for change in self._pending(event):
+                    async for page in self._pending(event):
+                        async for prepared in self._prepare_page(page, blobs):
+                            if failures:
+                                break
+                            await ready.put(prepared)
                         if failures:
                             break
-                        await ready.put(await self._prepare(change, blobs))
             except Exception as exc:
                 failures.append(exc)
             for _ in senders:
@@ -139,33 +142,56 @@ class WatchDelivery:
     def _is_chunked(self, change: Change) -> bool:
         return change.is_binary and change.size > self.chunks.threshold_bytes
 
-    async def _prepare(self, change: Change, blobs: BlobReader) -> Prepared:
-        if change.event == "delete":
-            body = delete_body(self.repository, change, self.commit_sha, iso_timestamp())
-            return Prepared(change, body)
-        if self._is_chunked(change):
-            return Prepared(change, None)  # streamed by the sender, piece by piece
-        data = await blobs.read(change.blob_id or "")
-        body = whole_file_body(self.repository, change, self.commit_sha, iso_timestamp(), data)
-        return Prepared(change, body)
-
-    async def _pending(self, event: str) -> AsyncIterator[Change]:
-        after = ""
-        while True:
-            async with self.pool.connection() as conn:
-                page = await changes.change_page(
-                    conn,
-                    event=event,
-                    app_id=self.watch.app_id,
-                    repository_id=self.watch.repository_id,
-                    after=after,
-                    limit=PAGE_SIZE,
-                )
+    async def _prepare_page(self, page: list[Change], blobs: BlobReader) -> AsyncIterator[Prepared]:
+        """Bodies for a page of changes, in order. The page's blobs are asked of git all at
+        once; chunked binaries are left to the sender, which streams them piece by piece."""
+        wanted = [c.blob_id or "" for c in page if c.event != "delete" and not self._is_chunked(c)]
+        contents = blobs.read_many(wanted)
+        try:
             for change in page:
-                yield change
-            if len(page) < PAGE_SIZE:
-                return
-            after = page[-1].path
+                if change.event == "delete":
+                    stamp = iso_timestamp()
+                    yield Prepared(
+                        change, delete_body(self.repository, change, self.commit_sha, stamp)
+                    )
+                elif self._is_chunked(change):
+                    yield Prepared(change, None)
+                else:
+                    data = await anext(contents)
+                    body = whole_file_body(
+                        self.repository, change, self.commit_sha, iso_timestamp(), data
+                    )
+                    yield Prepared(change, body)
+        finally:
+            await contents.aclose()
+
+    async def _pending(self, event: str) -> AsyncIterator[list[Change]]:
+        """The group's changes, a page at a time, in path order; the next page is read
+        while this one is sent, so the senders never wait for the database."""
+        upcoming: asyncio.Task[list[Change]] | None = asyncio.create_task(self._page(event, ""))
+        try:
+            while upcoming is not None:
+                page = await upcoming
+                upcoming = None
+                if len(page) == PAGE_SIZE:
+                    upcoming = asyncio.create_task(self._page(event, page[-1].path))
+                if page:
+                    yield page
+        finally:
+            if upcoming is not None:
+                upcoming.cancel()
+                await asyncio.gather(upcoming, return_exceptions=True)
+
+    async def _page(self, event: str, after: str) -> list[Change]:
+        async with self.pool.connection() as conn:
+            return await changes.change_page(
+                conn,
+                event=event,
+                app_id=self.watch.app_id,
+                repository_id=self.watch.repository_id,
+                after=after,
+                limit=PAGE_SIZE,
+            )
 
     async def _send_chunks(self, change: Change, blobs: BlobReader) -> None:
         size = await blobs.open(change.blob_id or "")

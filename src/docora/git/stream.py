@@ -108,6 +108,30 @@ class BlobReader:
         size = await self.open(blob_id)
         return b"".join([piece async for piece in self.chunks(size)])
 
+    async def read_many(self, blob_ids: Sequence[str]) -> AsyncIterator[bytes]:
+        """The blobs' contents, in order. Every request is written before the first answer
+        is read, so git streams them back to back instead of waiting for us between blobs
+        (a round trip per blob bounded delivery near 2,000 events/s). Stop early only by
+        leaving the reader: unread answers stay in the pipe."""
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write("".join(f"{oid}\n" for oid in blob_ids).encode())
+        drained = asyncio.create_task(proc.stdin.drain())  # the pipe takes it while we read
+        try:
+            for blob_id in blob_ids:
+                header = await proc.stdout.readline()
+                fields = header.split()
+                if len(fields) != 3 or fields[1] != b"blob":
+                    raise GitError(
+                        GitErrorKind.GIT, f"cannot read blob {blob_id}: {header.decode().strip()}"
+                    )
+                data = await proc.stdout.readexactly(int(fields[2]))
+                await proc.stdout.readexactly(1)  # the newline after each blob
+                yield data
+            await drained
+        finally:
+            drained.cancel()
+
 
 async def cat_file_batch(mirror: Path, oids: Sequence[str]) -> AsyncIterator[bytes]:
     """Raw `git cat-file --batch` output for `oids`, requested all at once and read in

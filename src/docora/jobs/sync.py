@@ -215,7 +215,8 @@ class SyncRun:
             timeout_ms=self.settings.git_timeout_ms,
             resolver=self.services.resolver,
         )
-        metrics.FETCH_DURATION.observe(time.perf_counter() - fetch_started)
+        fetch_seconds = time.perf_counter() - fetch_started
+        metrics.FETCH_DURATION.observe(fetch_seconds)
         async with self.services.pool.connection() as conn:
             stats = await scan_commit(
                 conn,
@@ -228,12 +229,17 @@ class SyncRun:
         metrics.BLOBS_HASHED.inc(stats.blobs_hashed)
         metrics.BYTES_HASHED.inc(stats.bytes_hashed)
         log.info(
-            "snapshot of %s at %s: %s scan, %d paths examined, %d blobs hashed",
+            "snapshot of %s at %s: %s scan, %d paths examined, %d blobs hashed; "
+            "fetch %.0f ms, list %.0f ms, hash %.0f ms, apply %.0f ms",
             self.repo.id,
             fetched[:12],
             "full" if stats.full else "incremental",
             stats.paths_examined,
             stats.blobs_hashed,
+            fetch_seconds * 1000,
+            stats.list_ms,
+            stats.hash_ms,
+            stats.apply_ms,
         )
         return fetched
 
@@ -244,6 +250,7 @@ class SyncRun:
             return
         async with self.services.pool.connection() as conn, conn.transaction():
             await watches.set_verified(conn, self.repo.id, readable, commit)
+            await watches.refresh_pending(conn, self.repo.id, readable)
             await watches.set_watch_status(
                 conn,
                 self.repo.id,

@@ -28,70 +28,106 @@ class Change(msgspec.Struct, frozen=True):
     previous_sha: str | None
 
 
+# Each page walks one primary key in path order from `after` and looks every row up in the
+# other table's primary key. The lookups are LATERAL subqueries with LIMIT 1, which the
+# planner cannot turn into a hash or merge join: those read the other side whole, again
+# for every page, and were what it chose on tables freshly filled by a sync, whose
+# statistics still said "nearly empty" (a 100k-file delivery slowed to a crawl). This
+# plan's cost follows the page, whatever the statistics say.
 _PAGES: dict[str, str] = {
     "delete": """
 SELECT 'delete' AS event, d.path, d.sha, 0::bigint AS size, NULL::text AS blob_id,
        false AS is_binary, NULL::text AS previous_sha
 FROM delivered_files d
+LEFT JOIN LATERAL (SELECT 1 AS present FROM snapshot_files s
+                   WHERE s.repository_id = d.repository_id AND s.path = d.path LIMIT 1) s
+  ON true
 WHERE d.app_id = %(app_id)s AND d.repository_id = %(repository_id)s AND d.path > %(after)s
-  AND NOT EXISTS (SELECT 1 FROM snapshot_files s
-                  WHERE s.repository_id = d.repository_id AND s.path = d.path)
+  AND s.present IS NULL
 ORDER BY d.path LIMIT %(limit)s
 """,
     "create": """
 SELECT 'create' AS event, s.path, s.sha, s.size, s.blob_id, s.is_binary, NULL::text AS previous_sha
 FROM snapshot_files s
-WHERE s.repository_id = %(repository_id)s AND s.path > %(after)s
-  AND NOT EXISTS (SELECT 1 FROM delivered_files d WHERE d.app_id = %(app_id)s
-                  AND d.repository_id = s.repository_id AND d.path = s.path)
+LEFT JOIN LATERAL (SELECT 1 AS present FROM delivered_files d
+                   WHERE d.app_id = %(app_id)s AND d.repository_id = s.repository_id
+                     AND d.path = s.path LIMIT 1) d
+  ON true
+WHERE s.repository_id = %(repository_id)s AND s.path > %(after)s AND d.present IS NULL
 ORDER BY s.path LIMIT %(limit)s
 """,
     "update": """
 SELECT 'update' AS event, s.path, s.sha, s.size, s.blob_id, s.is_binary, d.sha AS previous_sha
 FROM snapshot_files s
-JOIN delivered_files d ON d.app_id = %(app_id)s AND d.repository_id = s.repository_id
-                      AND d.path = s.path
+JOIN LATERAL (SELECT d.sha FROM delivered_files d
+              WHERE d.app_id = %(app_id)s AND d.repository_id = s.repository_id
+                AND d.path = s.path LIMIT 1) d
+  ON true
 WHERE s.repository_id = %(repository_id)s AND s.path > %(after)s AND d.sha <> s.sha
 ORDER BY s.path LIMIT %(limit)s
 """,
 }
 
-# Acknowledgements are recorded in batches, each batch in one transaction that first
-# locks the watch row at the expected generation: after an unwatch or a reset, an
-# in-flight acknowledgement records nothing. Arrays keep the parameter count fixed.
-LOCK_WATCH = """
-SELECT 1 FROM watches WHERE app_id = %s AND repository_id = %s AND generation = %s FOR SHARE
+# Acknowledgements are recorded in batches, each batch by one statement in its own
+# transaction. It first locks the watch row at the expected generation (the order every
+# writer of a watch's state locks in: every other part waits for `locked`), so after an
+# unwatch or a reset an in-flight acknowledgement records nothing. `xmax = 0` marks a
+# row the upsert inserted (a file new to the app) rather than updated. The log rows carry
+# docora_deliveries_total with them (16 shards per label pair, so that concurrent watches
+# do not queue on one row). Arrays keep the parameter count fixed whatever the batch size.
+_LOG_ROWS = """
+    INSERT INTO deliveries (app_id, repository_id, delivery_id, event, path, sha, commit_sha,
+                            status, status_code, latency_ms, attempt, error)
+    SELECT %(app_id)s, %(repository_id)s, e.*
+    FROM unnest(%(delivery_ids)s::uuid[], %(events)s::text[], %(log_paths)s::text[],
+                %(log_shas)s::text[], %(commit_shas)s::text[], %(outcomes)s::text[],
+                %(status_codes)s::int[], %(latencies)s::int[], %(attempts)s::int[],
+                %(errors)s::text[])
+         AS e(delivery_id, event, path, sha, commit_sha, status, status_code, latency_ms,
+              attempt, error)
 """
-RECORD_UPSERTS = """
-INSERT INTO delivered_files (app_id, repository_id, path, sha)
-SELECT %(app_id)s, %(repository_id)s, u.path, u.sha
-FROM unnest(%(paths)s::text[], %(shas)s::text[]) AS u(path, sha)
-ON CONFLICT (app_id, repository_id, path) DO UPDATE SET sha = EXCLUDED.sha, delivered_at = now()
+_COUNT_LOGGED = """
+    INSERT INTO delivery_totals (event, outcome, shard, n)
+    SELECT event, status, abs(hashtext(%(app_id)s || %(repository_id)s)) %% 16, count(*)
+    FROM logged GROUP BY event, status
+    ON CONFLICT (event, outcome, shard) DO UPDATE SET n = delivery_totals.n + EXCLUDED.n
 """
-RECORD_DELETES = """
-DELETE FROM delivered_files
-WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s AND path = ANY(%(paths)s::text[])
+RECORD_ACKNOWLEDGED = f"""
+WITH locked AS (
+    SELECT 1 FROM watches
+    WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s
+      AND generation = %(generation)s
+    FOR NO KEY UPDATE
+), upserted AS (
+    INSERT INTO delivered_files (app_id, repository_id, path, sha)
+    SELECT %(app_id)s, %(repository_id)s, u.path, u.sha
+    FROM unnest(%(paths)s::text[], %(shas)s::text[]) AS u(path, sha)
+    WHERE EXISTS (SELECT 1 FROM locked)
+    ON CONFLICT (app_id, repository_id, path)
+    DO UPDATE SET sha = EXCLUDED.sha, delivered_at = now()
+    RETURNING (xmax = 0) AS inserted
+), deleted AS (
+    DELETE FROM delivered_files
+    WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s
+      AND path = ANY(%(deleted)s::text[]) AND EXISTS (SELECT 1 FROM locked)
+    RETURNING 1
+), counted AS (
+    UPDATE watches SET
+        files_delivered = files_delivered
+            + (SELECT count(*) FILTER (WHERE inserted) FROM upserted)
+            - (SELECT count(*) FROM deleted),
+        pending_changes = greatest(pending_changes - %(done)s, 0)
+    WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s
+      AND EXISTS (SELECT 1 FROM locked)
+), logged AS ({_LOG_ROWS}    WHERE EXISTS (SELECT 1 FROM locked)
+    RETURNING event, status
+), totals AS ({_COUNT_LOGGED})
+SELECT count(*) FROM locked
 """
-COPY_LOG = """
-COPY deliveries (app_id, repository_id, delivery_id, event, path, sha, commit_sha, status,
-                 status_code, latency_ms, attempt, error) FROM STDIN
-"""
-
-# docora_deliveries_total, kept with the log rows it counts (same transaction).
-COUNT_DELIVERIES = """
-INSERT INTO delivery_totals (event, outcome, shard, n)
-SELECT e.event, e.outcome, abs(hashtext(%(app_id)s || %(repository_id)s)) %% 16, count(*)
-FROM unnest(%(events)s::text[], %(outcomes)s::text[]) AS e(event, outcome)
-GROUP BY e.event, e.outcome
-ON CONFLICT (event, outcome, shard) DO UPDATE SET n = delivery_totals.n + EXCLUDED.n
-"""
-
-INSERT_LOG = """
-INSERT INTO deliveries (app_id, repository_id, delivery_id, event, path, sha, commit_sha,
-                        status, status_code, latency_ms, attempt, error)
-VALUES (%(app_id)s, %(repository_id)s, %(delivery_id)s, %(event)s, %(path)s, %(sha)s,
-        %(commit_sha)s, %(status)s, %(status_code)s, %(latency_ms)s, %(attempt)s, %(error)s)
-"""
+# A failed attempt's log row, recorded whatever the watch's generation.
+LOG_ATTEMPT = f"""
+WITH logged AS ({_LOG_ROWS}    RETURNING event, status
+){_COUNT_LOGGED}"""
 
 
 class LogEntry(msgspec.Struct, frozen=True):
@@ -127,49 +163,49 @@ async def change_page(
 async def record_acknowledged(
     conn: AsyncConnection, batch: list[tuple[Change | None, LogEntry]], *, generation: int
 ) -> bool:
-    """Record acknowledged events (delivered state + log rows) in one transaction.
+    """Record acknowledged events (delivered state, counters, log rows) in one transaction.
 
     An item without a change is a log row only (a chunk before the last one). False when
     the watch is gone or was reset meanwhile: nothing is recorded then.
     """
     first = batch[0][1]
-    upserts = [c for c, _ in batch if c is not None and c.event != "delete"]
-    deletes = [c.path for c, _ in batch if c is not None and c.event == "delete"]
-    keys = {"app_id": first.app_id, "repository_id": first.repository_id}
+    done = [c for c, _ in batch if c is not None]
+    upserts = [c for c in done if c.event != "delete"]
+    params = {
+        "app_id": first.app_id,
+        "repository_id": first.repository_id,
+        "generation": generation,
+        "paths": [c.path for c in upserts],
+        "shas": [c.sha for c in upserts],
+        "deleted": [c.path for c in done if c.event == "delete"],
+        "done": len(done),
+        **_log_columns([e for _, e in batch]),
+    }
     async with conn.transaction():
         # The commit returns without waiting for the WAL flush: a worker crash loses
         # nothing committed; a Postgres crash may lose the last few hundred milliseconds
         # of acknowledgements, whose events are then sent again (at-least-once).
         await conn.execute("SET LOCAL synchronous_commit = off")
-        cur = await conn.execute(LOCK_WATCH, (first.app_id, first.repository_id, generation))
-        if await cur.fetchone() is None:
-            return False
-        if upserts:
-            paths, shas = [c.path for c in upserts], [c.sha for c in upserts]
-            await conn.execute(RECORD_UPSERTS, {**keys, "paths": paths, "shas": shas})
-        if deletes:
-            await conn.execute(RECORD_DELETES, {**keys, "paths": deletes})
-        async with conn.cursor() as log_cur, log_cur.copy(COPY_LOG) as copy:
-            for _, entry in batch:
-                await copy.write_row(msgspec.structs.astuple(entry))
-        await _count(conn, [entry for _, entry in batch])
-    return True
+        cur = await conn.execute(RECORD_ACKNOWLEDGED, params)
+        row = await cur.fetchone()
+    return row is not None and row[0] > 0
 
 
-async def _count(conn: AsyncConnection, entries: list[LogEntry]) -> None:
-    first = entries[0]
-    await conn.execute(
-        COUNT_DELIVERIES,
-        {
-            "app_id": first.app_id,
-            "repository_id": first.repository_id,
-            "events": [e.event for e in entries],
-            "outcomes": [e.status for e in entries],
-        },
-    )
+def _log_columns(entries: list[LogEntry]) -> dict[str, list]:
+    return {
+        "delivery_ids": [e.delivery_id for e in entries],
+        "events": [e.event for e in entries],
+        "log_paths": [e.path for e in entries],
+        "log_shas": [e.sha for e in entries],
+        "commit_shas": [e.commit_sha for e in entries],
+        "outcomes": [e.status for e in entries],
+        "status_codes": [e.status_code for e in entries],
+        "latencies": [e.latency_ms for e in entries],
+        "attempts": [e.attempt for e in entries],
+        "errors": [e.error for e in entries],
+    }
 
 
 async def log_attempt(conn: AsyncConnection, log: LogEntry) -> None:
-    async with conn.transaction():
-        await conn.execute(INSERT_LOG, msgspec.structs.asdict(log))
-        await _count(conn, [log])
+    params = {"app_id": log.app_id, "repository_id": log.repository_id, **_log_columns([log])}
+    await conn.execute(LOG_ATTEMPT, params)

@@ -44,12 +44,18 @@ CREATE TEMP TABLE IF NOT EXISTS scan_work (
 DROP_WORK = "DROP TABLE IF EXISTS scan_work"
 COPY_WORK = "COPY scan_work (path, blob_id, size, skip_reason, deleted) FROM STDIN"
 
-# Keyset pages of blob ids the repository has never hashed.
+# Keyset pages, in path order, of the paths whose blob the repository has never hashed.
+# Path order is roughly the pack's order: git then finds each delta's base in its cache,
+# where blob-id order (random) made it rebuild delta chains again and again (3.5x slower).
+# The facts are looked up per row (LATERAL ... LIMIT 1, as in store/changes.py): a hash join
+# would read every fact of the repository again for every page.
 MISSING_FACTS = """
-SELECT DISTINCT w.blob_id FROM scan_work w
-WHERE w.blob_id IS NOT NULL AND w.blob_id > %(after)s AND NOT EXISTS (
-    SELECT 1 FROM blob_facts f WHERE f.repository_id = %(repository_id)s AND f.blob_id = w.blob_id)
-ORDER BY w.blob_id LIMIT %(limit)s
+SELECT w.path, w.blob_id FROM scan_work w
+LEFT JOIN LATERAL (SELECT 1 AS known FROM blob_facts f
+                   WHERE f.repository_id = %(repository_id)s AND f.blob_id = w.blob_id
+                   LIMIT 1) f ON true
+WHERE w.blob_id IS NOT NULL AND w.path > %(after)s AND f.known IS NULL
+ORDER BY w.path LIMIT %(limit)s
 """
 COPY_FACTS = "COPY blob_facts (repository_id, blob_id, sha, size, is_binary) FROM STDIN"
 
@@ -124,11 +130,12 @@ async def copy_work(conn: AsyncConnection, rows: AsyncIterable[WorkRow]) -> None
 
 async def missing_facts(
     conn: AsyncConnection, repository_id: str, *, after: str, limit: int
-) -> list[str]:
+) -> list[tuple[str, str]]:
+    """(path, blob id) pairs after `after`; a blob may appear under several paths."""
     cur = await conn.execute(
         MISSING_FACTS, {"repository_id": repository_id, "after": after, "limit": limit}
     )
-    return [row[0] for row in await cur.fetchall()]
+    return [(row[0], row[1]) for row in await cur.fetchall()]
 
 
 async def store_facts(

@@ -27,9 +27,7 @@ class Watch(msgspec.Struct, frozen=True):
     token_enc: bytes | None
     verified_commit: str | None
     created_at: datetime
-
-
-class WatchCounts(msgspec.Struct, frozen=True):
+    # Kept with the delivered state (migrations/0005): reading them is free.
     files_delivered: int
     pending_changes: int | None
 
@@ -63,6 +61,8 @@ ON CONFLICT (app_id, repository_id) DO UPDATE SET
     verified_commit = NULL,
     next_check_at = now(),
     generation = watches.generation + 1,
+    files_delivered = 0,
+    pending_changes = (SELECT file_count FROM snapshots WHERE repository_id = %(repository_id)s),
     updated_at = now()
 """
 
@@ -70,20 +70,24 @@ DELETE_DELIVERED_STATE = """
 DELETE FROM delivered_files WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s
 """
 
-SELECT_WATCH_COUNTS = """
-SELECT
-  (SELECT count(*) FROM delivered_files d
-    WHERE d.app_id = %(app_id)s AND d.repository_id = %(repository_id)s) AS files_delivered,
-  CASE WHEN EXISTS (SELECT 1 FROM snapshots s WHERE s.repository_id = %(repository_id)s) THEN
-    (SELECT count(*) FROM snapshot_files s
-      LEFT JOIN delivered_files d
-        ON d.app_id = %(app_id)s AND d.repository_id = s.repository_id AND d.path = s.path
-      WHERE s.repository_id = %(repository_id)s AND d.sha IS DISTINCT FROM s.sha)
+# What the app lacks of the snapshot: files to create or update, plus files to delete.
+# Run by the worker (a sync handing a snapshot out, a delivery starting), never by a read;
+# index lookups per row (LATERAL ... LIMIT 1, see store/changes.py), whatever the statistics.
+REFRESH_PENDING = """
+UPDATE watches w SET pending_changes = CASE
+  WHEN EXISTS (SELECT 1 FROM snapshots s WHERE s.repository_id = w.repository_id) THEN
+    (SELECT count(*) FROM snapshot_files f
+      LEFT JOIN LATERAL (SELECT d.sha FROM delivered_files d
+                         WHERE d.app_id = w.app_id AND d.repository_id = f.repository_id
+                           AND d.path = f.path LIMIT 1) d ON true
+      WHERE f.repository_id = w.repository_id AND d.sha IS DISTINCT FROM f.sha)
     + (SELECT count(*) FROM delivered_files d
-        WHERE d.app_id = %(app_id)s AND d.repository_id = %(repository_id)s
-          AND NOT EXISTS (SELECT 1 FROM snapshot_files s
-                          WHERE s.repository_id = d.repository_id AND s.path = d.path))
-  END AS pending_changes
+        LEFT JOIN LATERAL (SELECT 1 AS present FROM snapshot_files f
+                           WHERE f.repository_id = d.repository_id AND f.path = d.path
+                           LIMIT 1) f ON true
+        WHERE d.app_id = w.app_id AND d.repository_id = w.repository_id AND f.present IS NULL)
+  END
+WHERE w.repository_id = %(repository_id)s AND w.app_id = ANY(%(app_ids)s)
 """
 
 DELETE_WATCH = "DELETE FROM watches WHERE app_id = %s AND repository_id = %s"
@@ -142,7 +146,7 @@ WHERE repository_id = %(repository_id)s AND app_id = ANY(%(app_ids)s)
 
 MARK_SYNCED = """
 UPDATE watches SET status = 'synced', commit_sha = %(commit_sha)s, last_error = NULL,
-    retry_count = 0, last_scanned_at = now(),
+    retry_count = 0, last_scanned_at = now(), pending_changes = 0,
     next_check_at = now() + %(rescan)s * interval '1 millisecond', updated_at = now()
 WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s AND generation = %(generation)s
   AND verified_commit IS NOT DISTINCT FROM %(commit_sha)s
@@ -188,12 +192,9 @@ async def reset_watch(
         await conn.execute(DELETE_DELIVERED_STATE, params)
 
 
-async def watch_counts(conn: AsyncConnection, app_id: str, repository_id: str) -> WatchCounts:
-    async with conn.cursor(row_factory=class_row(WatchCounts)) as cur:
-        await cur.execute(SELECT_WATCH_COUNTS, {"app_id": app_id, "repository_id": repository_id})
-        row = await cur.fetchone()
-    assert row is not None
-    return row
+async def refresh_pending(conn: AsyncConnection, repository_id: str, app_ids: list[str]) -> None:
+    """Count what each watch lacks of the current snapshot (the worker does this)."""
+    await conn.execute(REFRESH_PENDING, {"repository_id": repository_id, "app_ids": app_ids})
 
 
 async def delete_watch(conn: AsyncConnection, app_id: str, repository_id: str) -> bool:
@@ -286,8 +287,6 @@ class AdminWatch(msgspec.Struct, frozen=True):
     watch: Watch
     repository: Repository
     app_name: str
-    files_delivered: int
-    pending_changes: int | None
 
 
 # Failing first, as an operator wants them: statuses sort failed, pending_snapshot,
@@ -295,26 +294,10 @@ class AdminWatch(msgspec.Struct, frozen=True):
 # watches_app_status_idx with an app). Filters are put in only when given, so that every
 # statement the planner sees can use its index.
 ADMIN_WATCHES = f"""
-SELECT {WATCH_COLUMNS}, {repositories.COLUMNS}, a.name AS app_name,
-       c.files_delivered, c.pending_changes
+SELECT {WATCH_COLUMNS}, {repositories.COLUMNS}, a.name AS app_name
 FROM watches w
 JOIN {repositories.FROM} ON r.id = w.repository_id
 JOIN apps a ON a.id = w.app_id
-CROSS JOIN LATERAL (
-    SELECT
-      (SELECT count(*) FROM delivered_files d
-        WHERE d.app_id = w.app_id AND d.repository_id = w.repository_id) AS files_delivered,
-      CASE WHEN s.repository_id IS NOT NULL THEN
-        (SELECT count(*) FROM snapshot_files f
-          LEFT JOIN delivered_files d
-            ON d.app_id = w.app_id AND d.repository_id = f.repository_id AND d.path = f.path
-          WHERE f.repository_id = w.repository_id AND d.sha IS DISTINCT FROM f.sha)
-        + (SELECT count(*) FROM delivered_files d
-            WHERE d.app_id = w.app_id AND d.repository_id = w.repository_id
-              AND NOT EXISTS (SELECT 1 FROM snapshot_files f
-                              WHERE f.repository_id = d.repository_id AND f.path = d.path))
-      END AS pending_changes
-) c
 WHERE {{conditions}}
 ORDER BY w.status, w.app_id, w.repository_id
 LIMIT %(limit)s
@@ -344,7 +327,9 @@ WHERE app_id = %s AND repository_id = %s
 RESYNC_WATCH = """
 UPDATE watches SET status = 'pending_snapshot', retry_count = 0, last_error = NULL,
     last_scanned_at = NULL, commit_sha = NULL, verified_commit = NULL, next_check_at = now(),
-    generation = generation + 1, updated_at = now()
+    generation = generation + 1, files_delivered = 0,
+    pending_changes = (SELECT file_count FROM snapshots WHERE repository_id = %(repository_id)s),
+    updated_at = now()
 WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s
 """
 
@@ -382,8 +367,7 @@ async def admin_watch_page(
     page = []
     for row in await cur.fetchall():
         watch, repo = _split(row[: _WATCH_WIDTH + _REPOSITORY_WIDTH])
-        app_name, files_delivered, pending = row[_WATCH_WIDTH + _REPOSITORY_WIDTH :]
-        page.append(AdminWatch(watch, repo, app_name, files_delivered, pending))
+        page.append(AdminWatch(watch, repo, row[_WATCH_WIDTH + _REPOSITORY_WIDTH]))
     return page
 
 

@@ -1,0 +1,1 @@
+ALTER TABLE watches DROP COLUMN IF EXISTS pending_changes, DROP COLUMN IF EXISTS files_delivered;

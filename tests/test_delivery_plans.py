@@ -1,0 +1,112 @@
+"""The queries a sync and a delivery run per page read by index, whatever the statistics say.
+
+Right after a sync fills `snapshot_files` and a delivery fills `delivered_files`, Postgres'
+statistics still describe the tables as they were (here: analyzed while empty). The plans
+it then picked (hash or merge joins reading the other table whole, again for every page)
+turned a 100k-file delivery quadratic. The statements are written so that no such plan
+exists; this test checks the plans and times each statement on 50,000 fresh rows.
+"""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+
+from docora.store import changes, scans, watches
+
+pytestmark = pytest.mark.slow
+
+FILES = 50_000
+APP = "app_" + "a" * 24
+REPO = "repo_" + "b" * 24
+
+
+def populate(db: psycopg.Connection) -> None:
+    db.execute(
+        "INSERT INTO apps (id, name, base_url, email, token_digest, client_auth_key_enc)"
+        " VALUES (%s, 'plans', 'https://h.example', 'a@example.com', sha256('x'), '\\x00')",
+        (APP,),
+    )
+    db.execute(
+        "INSERT INTO repositories (id, url, host, owner, name, branch)"
+        " VALUES (%s, 'https://git.example/o/r', 'git.example', 'o', 'r', 'main')",
+        (REPO,),
+    )
+    db.execute("INSERT INTO watches (app_id, repository_id) VALUES (%s, %s)", (APP, REPO))
+    db.execute("INSERT INTO snapshots (repository_id, commit_sha) VALUES (%s, 'c')", (REPO,))
+    # Statistics taken now say: nearly empty. No ANALYZE after the bulk writes below, as
+    # when a sync and a delivery have just run.
+    db.execute("ANALYZE snapshot_files, delivered_files, blob_facts")
+    db.execute(
+        "INSERT INTO snapshot_files (repository_id, path, sha, size, blob_id, is_binary)"
+        " SELECT %s, 'src/f' || lpad(i::text, 6, '0'), md5(i::text), 10, md5(i::text), false"
+        " FROM generate_series(1, %s) i",
+        (REPO, FILES),
+    )
+    db.execute(
+        "INSERT INTO blob_facts (repository_id, blob_id, sha, size, is_binary)"
+        " SELECT %s, md5(i::text), md5(i::text), 10, false FROM generate_series(1, %s) i",
+        (REPO, FILES),
+    )
+    # Half delivered, a tenth of those at an older sha, and a few deleted since.
+    db.execute(
+        "INSERT INTO delivered_files (app_id, repository_id, path, sha)"
+        " SELECT %s, %s, 'src/f' || lpad(i::text, 6, '0'),"
+        "  CASE WHEN i %% 10 = 0 THEN 'old' ELSE md5(i::text) END"
+        " FROM generate_series(1, %s) i",
+        (APP, REPO, FILES // 2),
+    )
+    db.execute(
+        "INSERT INTO delivered_files (app_id, repository_id, path, sha)"
+        " SELECT %s, %s, 'zz/gone' || i, 'x' FROM generate_series(1, 100) i",
+        (APP, REPO),
+    )
+
+
+def plan_and_time(db: psycopg.Connection, sql: str, params: dict) -> tuple[str, float]:
+    plan = "\n".join(r[0] for r in db.execute("EXPLAIN " + sql, params).fetchall())
+    started = time.perf_counter()
+    db.execute(sql, params)
+    return plan, (time.perf_counter() - started) * 1000
+
+
+def test_delivery_and_scan_queries_read_by_index_on_fresh_tables(db):
+    populate(db)
+    scan_table = (
+        "CREATE TEMP TABLE scan_work AS SELECT path, blob_id, size, NULL::text AS skip_reason,"
+        " false AS deleted FROM snapshot_files WHERE repository_id = %s"
+    )
+    db.execute(scan_table, (REPO,))
+    db.execute('ALTER TABLE scan_work ALTER COLUMN path TYPE text COLLATE "C"')
+    db.execute("ALTER TABLE scan_work ADD PRIMARY KEY (path)")
+    db.execute("ANALYZE scan_work")  # as copy_work does
+    keys = {"app_id": APP, "repository_id": REPO, "limit": 500}
+    statements = {
+        f"{event} page after {after!r}": (changes._PAGES[event], {**keys, "after": after})
+        for event in changes.GROUP_ORDER
+        for after in ("", "src/f040000")
+    }
+    statements["refresh pending"] = (
+        watches.REFRESH_PENDING,
+        {"repository_id": REPO, "app_ids": [APP]},
+    )
+    statements["missing facts page"] = (
+        scans.MISSING_FACTS,
+        {"repository_id": REPO, "after": "", "limit": 10_000},
+    )
+    for name, (sql, params) in statements.items():
+        plan, ms = plan_and_time(db, sql, params)
+        print(f"\n{name}: {ms:.1f} ms\n{plan}")
+        for table in ("snapshot_files", "delivered_files", "blob_facts"):
+            assert f"Seq Scan on {table}" not in plan, name
+        assert "Hash Join" not in plan and "Hash Anti Join" not in plan, name
+        assert "Merge" not in plan, name
+        # Pages stop after their rows; the counts read each table once, by index.
+        assert ms < (1500 if name == "refresh pending" else 300), (name, ms)
+    pending = db.execute(
+        "SELECT pending_changes FROM watches WHERE repository_id = %s", (REPO,)
+    ).fetchone()[0]
+    # 25,000 never sent + 2,500 at an old sha + 100 deleted since.
+    assert pending == FILES // 2 + FILES // 20 + 100
