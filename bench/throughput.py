@@ -53,6 +53,20 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu() -> float:
+    """CPU seconds of every `postgres` process on this machine (the embedded server's),
+    the live ones: a backend that exited meanwhile is not counted."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if (proc / "comm").read_text().strip() == "postgres":
+                    total += process_cpu(int(proc.name))
+            except (OSError, ValueError):
+                continue
+    return total
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
     ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -206,6 +220,7 @@ def initial_sync(
     service.receiver(mode, "/_reset")
     profiler = service.profile(profile / f"{name}.raw") if profile else None
     cpu0, receiver0, machine0 = service.worker_cpu(), service.receiver_cpu(mode), machine_busy()
+    postgres0 = postgres_cpu()
     started = time.time()
     answer = service.api.post("/api/repositories", headers=headers, json={"github_url": url})
     answer.raise_for_status()
@@ -217,6 +232,7 @@ def initial_sync(
         time.sleep(0.02)
     cpu = service.worker_cpu() - cpu0
     receiver_cpu = service.receiver_cpu(mode) - receiver0
+    database_cpu = postgres_cpu() - postgres0
     busy, whole = (b - a for a, b in zip(machine0, machine_busy(), strict=True))
     if profiler is not None:
         profiler.send_signal(signal.SIGINT)
@@ -234,6 +250,7 @@ def initial_sync(
         "cpu_per_event_ms": cpu / total * 1000,
         "to_synced": synced - stats["last"],
         "receiver_cpu_ms": receiver_cpu / total * 1000,
+        "postgres_cpu_ms": database_cpu / total * 1000,
         "machine_busy": busy / whole,
         "bad_signatures": stats["bad_signatures"],
         "rss": service.worker_peak_rss_mb(),
@@ -283,6 +300,7 @@ def report(label: str, r: dict) -> None:
         f" | delivery {r['delivery']:.2f} s = {r['rate']:,.0f} events/s"
         f" | worker CPU {r['cpu']:.1f} s = {r['cpu_per_event_ms']:.2f} ms/event"
         f" | receiver CPU {r['receiver_cpu_ms']:.2f} ms/event"
+        f" | Postgres CPU {r['postgres_cpu_ms']:.2f} ms/event"
         f" | machine busy {100 * r['machine_busy']:.0f} %"
         f" | last create -> synced {r['to_synced']:.2f} s | worker peak RSS {r['rss']:.0f} MB"
         + (f" | BAD SIGNATURES {r['bad_signatures']}" if r["bad_signatures"] else ""),

@@ -3,6 +3,7 @@ import shutil
 
 import psycopg
 import pytest
+from yoyo import get_backend, read_migrations
 
 from docora.migrate import (
     SCRIPT_PREFIX,
@@ -10,9 +11,11 @@ from docora.migrate import (
     apply_migrations,
     check_schema,
     legacy_applied,
+    migrations_dir,
     pending_migrations,
     procrastinate_migrations,
     procrastinate_scripts_dir,
+    yoyo_url,
 )
 from tests import pg
 from tests.test_cli import docora
@@ -152,3 +155,55 @@ def test_cascade_on_app_deletion(client, db, tmp_path):
     db.execute("DELETE FROM apps WHERE id = %s", (app_id,))
     assert db.execute("SELECT count(*) FROM watches").fetchone()[0] == 0
     assert db.execute("SELECT count(*) FROM delivered_files").fetchone()[0] == 0
+
+
+def test_watch_counters_are_filled_in_for_watches_that_existed(fresh_url):
+    """Migration 0005 counts what older databases hold: delivered files, and what each
+    watch lacks of its repository's snapshot."""
+    apply_migrations(fresh_url)
+    backend = get_backend(yoyo_url(fresh_url))
+    counters = [m for m in read_migrations(str(migrations_dir())) if m.id == "0005.watch-counters"]
+    with backend.lock():
+        backend.rollback_migrations(counters)
+    with psycopg.connect(fresh_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO apps (id, name, base_url, email, token_digest, client_auth_key_enc)"
+            " SELECT 'app_' || repeat(c, 24), c, 'https://h.example', 'a@example.com',"
+            "  sha256(c::bytea), '\\x00' FROM unnest(ARRAY['a', 'b']) c"
+        )
+        conn.execute(
+            "INSERT INTO repositories (id, url, host, owner, name, branch) VALUES"
+            " ('repo_' || repeat('1', 24), 'https://g.example/o/one', 'g.example', 'o', 'one',"
+            "  'main'),"
+            " ('repo_' || repeat('2', 24), 'https://g.example/o/two', 'g.example', 'o', 'two',"
+            "  'main')"
+        )
+        conn.execute(
+            "INSERT INTO watches (app_id, repository_id)"
+            " SELECT 'app_' || repeat(c, 24), 'repo_' || repeat(r, 24)"
+            " FROM unnest(ARRAY['a', 'b']) c, unnest(ARRAY['1', '2']) r"
+        )
+        one = "repo_" + "1" * 24
+        conn.execute("INSERT INTO snapshots (repository_id, commit_sha) VALUES (%s, 'c')", (one,))
+        conn.execute(
+            "INSERT INTO snapshot_files (repository_id, path, sha, size, blob_id, is_binary)"
+            " SELECT %s, p, p, 1, p, false FROM unnest(ARRAY['x', 'y', 'z']) p",
+            (one,),
+        )
+        conn.execute(
+            "INSERT INTO delivered_files (app_id, repository_id, path, sha) VALUES"
+            " (%(a)s, %(r)s, 'x', 'x'), (%(a)s, %(r)s, 'y', 'old'), (%(a)s, %(r)s, 'gone', 'g')",
+            {"a": "app_" + "a" * 24, "r": one},
+        )
+    apply_migrations(fresh_url)
+    with psycopg.connect(fresh_url) as conn:
+        rows = conn.execute(
+            "SELECT left(app_id, 5), left(repository_id, 6), files_delivered, pending_changes"
+            " FROM watches ORDER BY 1, 2"
+        ).fetchall()
+    assert rows == [
+        ("app_a", "repo_1", 3, 3),  # y changed, z new, gone deleted
+        ("app_a", "repo_2", 0, None),  # no snapshot yet
+        ("app_b", "repo_1", 0, 3),
+        ("app_b", "repo_2", 0, None),
+    ]

@@ -199,11 +199,15 @@ def test_receiver_failures_then_recovery_resume_without_resending(client, worker
     assert "f3.txt" in status["last_error"] and status["retry_count"] == 3
     accepted = [e.body["file"]["path"] for e in receiver.state.accepted()]
     assert accepted == ["f0.txt", "f1.txt", "f2.txt"]
+    # The counters follow the acknowledgements: three held, three to go.
+    assert (status["files_delivered"], status["pending_changes"]) == (3, 3)
     # The app recovers; a resync resumes where it stopped.
     resync(client, headers, rid)
     wait_synced(client, headers, rid, repo.head())
     accepted = [e.body["file"]["path"] for e in receiver.state.accepted()]
     assert accepted == [f"f{i}.txt" for i in range(6)]  # nothing acknowledged was resent
+    status = client.get(f"/api/repositories/{rid}", headers=headers).json()
+    assert (status["files_delivered"], status["pending_changes"]) == (6, 0)
     failed = client.get("/api/deliveries?status=failed", headers=headers).json()["deliveries"]
     assert len(failed) == 3 and {d["path"] for d in failed} == {"f3.txt"}
     assert {d["attempt"] for d in failed} == {1, 2, 3}

@@ -49,8 +49,9 @@ SELECT_APP_WATCH = _JOINED + "WHERE w.app_id = %s AND w.repository_id = %s"
 
 # A re-registration is a fresh start: new token, cleared errors, nothing delivered.
 UPSERT_WATCH = """
-INSERT INTO watches (app_id, repository_id, token_enc)
-VALUES (%(app_id)s, %(repository_id)s, %(token_enc)s)
+INSERT INTO watches (app_id, repository_id, token_enc, pending_changes)
+VALUES (%(app_id)s, %(repository_id)s, %(token_enc)s,
+        (SELECT file_count FROM snapshots WHERE repository_id = %(repository_id)s))
 ON CONFLICT (app_id, repository_id) DO UPDATE SET
     token_enc = EXCLUDED.token_enc,
     status = 'pending_snapshot',
@@ -62,7 +63,7 @@ ON CONFLICT (app_id, repository_id) DO UPDATE SET
     next_check_at = now(),
     generation = watches.generation + 1,
     files_delivered = 0,
-    pending_changes = (SELECT file_count FROM snapshots WHERE repository_id = %(repository_id)s),
+    pending_changes = EXCLUDED.pending_changes,
     updated_at = now()
 """
 
