@@ -84,3 +84,20 @@ class RestartablePostgres:
 
     def _ctl(self, args: list[str]) -> None:
         self._pg_ctl(args, pgdata=self._server.pgdata, user=self._server.system_user, timeout=60)
+
+
+def insert_watch(db, app_id: str, repository_id: str) -> None:
+    """An app, a repository and the watch between them, straight in SQL (store tests)."""
+    db.execute(
+        "INSERT INTO apps (id, name, base_url, email, token_digest, client_auth_key_enc)"
+        " VALUES (%s, %s, 'https://h.example', 'a@example.com', sha256(%s::bytea), '\\x00')",
+        (app_id, app_id, app_id),
+    )
+    db.execute(
+        "INSERT INTO repositories (id, url, host, owner, name, branch)"
+        " VALUES (%s, 'https://git.example/o/' || %s, 'git.example', 'o', %s, 'main')",
+        (repository_id, repository_id, repository_id),
+    )
+    db.execute(
+        "INSERT INTO watches (app_id, repository_id) VALUES (%s, %s)", (app_id, repository_id)
+    )

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from docora.store import changes, scans, watches
+from tests.pg import insert_watch
 
 pytestmark = pytest.mark.slow
 
@@ -24,17 +25,7 @@ REPO = "repo_" + "b" * 24
 
 
 def populate(db: psycopg.Connection) -> None:
-    db.execute(
-        "INSERT INTO apps (id, name, base_url, email, token_digest, client_auth_key_enc)"
-        " VALUES (%s, 'plans', 'https://h.example', 'a@example.com', sha256('x'), '\\x00')",
-        (APP,),
-    )
-    db.execute(
-        "INSERT INTO repositories (id, url, host, owner, name, branch)"
-        " VALUES (%s, 'https://git.example/o/r', 'git.example', 'o', 'r', 'main')",
-        (REPO,),
-    )
-    db.execute("INSERT INTO watches (app_id, repository_id) VALUES (%s, %s)", (APP, REPO))
+    insert_watch(db, APP, REPO)
     db.execute("INSERT INTO snapshots (repository_id, commit_sha) VALUES (%s, 'c')", (REPO,))
     # Statistics taken now say: nearly empty. No ANALYZE after the bulk writes below, as
     # when a sync and a delivery have just run.

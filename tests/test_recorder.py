@@ -7,29 +7,14 @@ import asyncio
 import time
 import uuid
 
-import psycopg
-
 from docora.db import open_pool
 from docora.deliver import recorder
 from docora.deliver.recorder import AckRecorder
 from docora.store.changes import Change, LogEntry
+from tests.pg import insert_watch
 
 APP = "app_" + "c" * 24
 REPO = "repo_" + "d" * 24
-
-
-def make_watch(db: psycopg.Connection) -> None:
-    db.execute(
-        "INSERT INTO apps (id, name, base_url, email, token_digest, client_auth_key_enc)"
-        " VALUES (%s, 'rec', 'https://h.example', 'a@example.com', sha256('r'), '\\x00')",
-        (APP,),
-    )
-    db.execute(
-        "INSERT INTO repositories (id, url, host, owner, name, branch)"
-        " VALUES (%s, 'https://git.example/o/r', 'git.example', 'o', 'r', 'main')",
-        (REPO,),
-    )
-    db.execute("INSERT INTO watches (app_id, repository_id) VALUES (%s, %s)", (APP, REPO))
 
 
 def acknowledged(i: int) -> tuple[Change, LogEntry]:
@@ -41,7 +26,7 @@ def acknowledged(i: int) -> tuple[Change, LogEntry]:
 
 
 async def test_batches_follow_the_window(db, database_url, monkeypatch):
-    make_watch(db)
+    insert_watch(db, APP, REPO)
     monkeypatch.setattr(recorder, "LINGER_S", 2.0)
     batches: list[int] = []
     real = recorder.record_acknowledged
