@@ -164,7 +164,10 @@ def test_pending_changes_and_files_delivered(client, db, database_url, repo):
     and pending_changes; the worker's refresh counts what the app lacks of the snapshot."""
     app_id, headers = onboard(client)
     rid = register(client, headers, repo.url).json()["repository_id"]
-    db.execute("INSERT INTO snapshots (repository_id, commit_sha) VALUES (%s, 'c1')", (rid,))
+    db.execute(
+        "INSERT INTO snapshots (repository_id, commit_sha, file_count) VALUES (%s, 'c1', 3)",
+        (rid,),
+    )
     for path, sha in (("a", "1"), ("b", "2"), ("c", "3")):
         db.execute(
             "INSERT INTO snapshot_files (repository_id, path, sha, size, blob_id, is_binary) "

@@ -26,7 +26,10 @@ REPO = "repo_" + "b" * 24
 
 def populate(db: psycopg.Connection) -> None:
     insert_watch(db, APP, REPO)
-    db.execute("INSERT INTO snapshots (repository_id, commit_sha) VALUES (%s, 'c')", (REPO,))
+    db.execute(
+        "INSERT INTO snapshots (repository_id, commit_sha, file_count) VALUES (%s, 'c', %s)",
+        (REPO, FILES),
+    )
     # Statistics taken now say: nearly empty. No ANALYZE after the bulk writes below, as
     # when a sync and a delivery have just run.
     db.execute("ANALYZE snapshot_files, delivered_files, blob_facts")

@@ -71,24 +71,24 @@ DELETE_DELIVERED_STATE = """
 DELETE FROM delivered_files WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s
 """
 
-# What the app lacks of the snapshot: files to create or update, plus files to delete.
-# Run by the worker (a sync handing a snapshot out, a delivery starting), never by a read;
-# index lookups per row (LATERAL ... LIMIT 1, see store/changes.py), whatever the statistics.
+# What the app lacks of the snapshot: creates + updates + deletes, which is
+#   files in the snapshot + files delivered - paths in both - paths in both at the same sha,
+# so one walk over the delivered files (each looked up in the snapshot by index, LATERAL ...
+# LIMIT 1 as in store/changes.py, whatever the statistics) and the snapshot's file count
+# give it. An initial delivery walks nothing. Run by the worker (a sync handing a snapshot
+# out, a delivery starting), never by a read.
 REFRESH_PENDING = """
-UPDATE watches w SET pending_changes = CASE
-  WHEN EXISTS (SELECT 1 FROM snapshots s WHERE s.repository_id = w.repository_id) THEN
-    (SELECT count(*) FROM snapshot_files f
-      LEFT JOIN LATERAL (SELECT d.sha FROM delivered_files d
-                         WHERE d.app_id = w.app_id AND d.repository_id = f.repository_id
-                           AND d.path = f.path LIMIT 1) d ON true
-      WHERE f.repository_id = w.repository_id AND d.sha IS DISTINCT FROM f.sha)
-    + (SELECT count(*) FROM delivered_files d
-        LEFT JOIN LATERAL (SELECT 1 AS present FROM snapshot_files f
-                           WHERE f.repository_id = d.repository_id AND f.path = d.path
-                           LIMIT 1) f ON true
-        WHERE d.app_id = w.app_id AND d.repository_id = w.repository_id AND f.present IS NULL)
-  END
-WHERE w.repository_id = %(repository_id)s AND w.app_id = ANY(%(app_ids)s)
+UPDATE watches w SET pending_changes = (
+    SELECT s.file_count + count(*) - count(f.sha) - count(*) FILTER (WHERE f.sha = d.sha)
+    FROM delivered_files d
+    LEFT JOIN LATERAL (SELECT f.sha FROM snapshot_files f
+                       WHERE f.repository_id = d.repository_id AND f.path = d.path
+                       LIMIT 1) f ON true
+    WHERE d.app_id = w.app_id AND d.repository_id = w.repository_id
+)
+FROM snapshots s
+WHERE s.repository_id = w.repository_id
+  AND w.repository_id = %(repository_id)s AND w.app_id = ANY(%(app_ids)s)
 """
 
 DELETE_WATCH = "DELETE FROM watches WHERE app_id = %s AND repository_id = %s"
