@@ -59,3 +59,22 @@ def wait_quiet(db, timeout=30.0) -> None:
         return busy == 0
 
     wait_until(idle, timeout, "jobs still busy")
+
+
+def all_pages(client, url: str, headers: dict[str, str], limit: int) -> tuple[dict, list[dict]]:
+    """Follow `next_cursor` through a cursor-paged list; (the last page, every item)."""
+    items: list[dict] = []
+    cursor = None
+    for _ in range(1000):
+        sep = "&" if "?" in url else "?"
+        page = client.get(
+            f"{url}{sep}limit={limit}" + (f"&cursor={cursor}" if cursor else ""), headers=headers
+        )
+        assert page.status_code == 200, page.text
+        body = page.json()
+        assert len(body["items"]) <= limit
+        items += body["items"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return body, items
+    raise AssertionError("paging never ended")

@@ -14,6 +14,7 @@ from tests.admin import (
     populate,
 )
 from tests.conftest import ADMIN_TOKEN, onboard
+from tests.e2e import all_pages
 
 ADMIN_ROUTES = [
     ("GET", "/api/admin/overview"),
@@ -106,20 +107,7 @@ def test_overview_counts_everything(admin_client, db):
 
 
 def _all_pages(client, url: str, limit: int) -> list[dict]:
-    items, cursor = [], None
-    for _ in range(50):
-        sep = "&" if "?" in url else "?"
-        page = client.get(
-            f"{url}{sep}limit={limit}" + (f"&cursor={cursor}" if cursor else ""), headers=ADMIN
-        )
-        assert page.status_code == 200, page.text
-        body = page.json()
-        assert len(body["items"]) <= limit
-        items += body["items"]
-        cursor = body["next_cursor"]
-        if cursor is None:
-            return items
-    raise AssertionError("paging never ended")
+    return all_pages(client, url, ADMIN, limit)[1]
 
 
 def test_apps_search_sort_and_page(admin_client, db):

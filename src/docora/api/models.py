@@ -150,6 +150,24 @@ class WatchDetail(WatchSummary):
     ]
 
 
+class ManifestItem(msgspec.Struct):
+    path: str
+    sha: Annotated[str, Meta(description="SHA-256 (hex) of the content this app acknowledged")]
+    size: Annotated[
+        int | None,
+        Meta(description="Bytes; null for a file acknowledged before sizes were recorded"),
+    ]
+
+
+class Manifest(msgspec.Struct):
+    commit_sha: Annotated[
+        str | None,
+        Meta(description="The commit this watch was last fully synced at; null before that"),
+    ]
+    items: list[ManifestItem]
+    next_cursor: Annotated[str | None, Meta(description="Pass as `cursor` for the next page")]
+
+
 class WatchList(msgspec.Struct):
     repositories: list[WatchSummary]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
@@ -11,10 +11,13 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 from psycopg import AsyncConnection
 
+from docora.admin.paging import decode_cursor, page_of
 from docora.api.auth import BEARER_SECURITY
 from docora.api.context import ApiContext
 from docora.api.models import (
     CircuitBreakerBody,
+    Manifest,
+    ManifestItem,
     MessageBody,
     RegisterRepositoryRequest,
     RepositoryBody,
@@ -36,11 +39,13 @@ from docora.git.urls import (
     parse_repository_url,
 )
 from docora.ids import repository_id as make_repository_id
-from docora.store import repositories, snapshots, watches
+from docora.jobs.operations import act_on_watch
+from docora.store import changes, repositories, snapshots, watches
 from docora.store.apps import AppRow
 from docora.store.repositories import Repository
 from docora.store.watches import Watch
 
+MANIFEST_MAX_LIMIT = 10_000
 RepositoryIdParam = Parameter(
     pattern=r"^repo_[0-9a-f]{24}$", description="repo_ + 24 hex", title="repository_id"
 )
@@ -280,3 +285,62 @@ class RepositoriesController(Controller):
             await watches.mark_resync(db, app.id, repository_id)
             await ctx.queue.sync_now(db, repository_id)
         return MessageBody(message="Sync queued")
+
+    @get(
+        "/{repository_id:str}/files",
+        summary="What this app holds of the repository (the manifest)",
+        description="The delivered state Docora keeps for this watch: every file this app "
+        "acknowledged, with the SHA-256 and size it was sent with, in path byte order, a page "
+        "at a time. Compare it with your copy to audit it; `POST .../resend` sends it all "
+        "again.",
+        responses=errors(400, 401, 404),
+    )
+    async def manifest(
+        self,
+        app: NamedDependency[AppRow],
+        db: NamedDependency[AsyncConnection],
+        repository_id: str = RepositoryIdParam,
+        cursor: Annotated[
+            str | None, Parameter(description="next_cursor of the previous page")
+        ] = None,
+        limit: Annotated[
+            int, Parameter(ge=1, le=MANIFEST_MAX_LIMIT, description="Files per page")
+        ] = 1000,
+    ) -> Manifest:
+        watch, _ = await _existing_watch(db, app, repository_id)
+        after = decode_cursor(cursor, 1)
+        rows = await changes.delivered_page(
+            db,
+            app_id=app.id,
+            repository_id=repository_id,
+            after=str(after[0]) if after else "",
+            limit=limit + 1,
+        )
+        rows, next_cursor = page_of(rows, limit, lambda r: (r.path,))
+        return Manifest(
+            commit_sha=watch.commit_sha,
+            items=[ManifestItem(path=r.path, sha=r.sha, size=r.size) for r in rows],
+            next_cursor=next_cursor,
+        )
+
+    @post(
+        "/{repository_id:str}/resend",
+        status_code=202,
+        summary="Forget what this app holds and send everything again",
+        description="The delivered state is dropped and a sync queued in one transaction; "
+        "every file then arrives as `create` (prune what the new manifest lacks). A delivery "
+        "of the old state still running stops before its next acknowledgement.",
+        responses=errors(400, 401, 404),
+    )
+    async def resend(
+        self,
+        request: Request,
+        app: NamedDependency[AppRow],
+        db: NamedDependency[AsyncConnection],
+        repository_id: str = RepositoryIdParam,
+    ) -> MessageBody:
+        ctx: ApiContext = request.app.state.docora
+        async with db.transaction():
+            if not await act_on_watch(db, ctx.queue, "resync", app.id, repository_id):
+                raise NotFound(f"Repository {repository_id} is not watched by this app")
+        return MessageBody(message="Delivered state forgotten; a full resend is queued")

@@ -99,12 +99,12 @@ WITH locked AS (
       AND generation = %(generation)s
     FOR NO KEY UPDATE
 ), upserted AS (
-    INSERT INTO delivered_files (app_id, repository_id, path, sha)
-    SELECT %(app_id)s, %(repository_id)s, u.path, u.sha
-    FROM unnest(%(paths)s::text[], %(shas)s::text[]) AS u(path, sha)
+    INSERT INTO delivered_files (app_id, repository_id, path, sha, size)
+    SELECT %(app_id)s, %(repository_id)s, u.path, u.sha, u.size
+    FROM unnest(%(paths)s::text[], %(shas)s::text[], %(sizes)s::bigint[]) AS u(path, sha, size)
     WHERE EXISTS (SELECT 1 FROM locked)
     ON CONFLICT (app_id, repository_id, path)
-    DO UPDATE SET sha = EXCLUDED.sha, delivered_at = now()
+    DO UPDATE SET sha = EXCLUDED.sha, size = EXCLUDED.size, delivered_at = now()
     RETURNING (xmax = 0) AS inserted
 ), deleted AS (
     DELETE FROM delivered_files
@@ -128,6 +128,30 @@ SELECT count(*) FROM locked
 LOG_ATTEMPT = f"""
 WITH logged AS ({_LOG_ROWS}    RETURNING event, status
 ){_COUNT_LOGGED}"""
+
+
+# The manifest: what an app holds of a repository, a keyset page at a time in path byte
+# order (one range scan of the primary key per page).
+DELIVERED_PAGE = """
+SELECT path, sha, size FROM delivered_files
+WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s AND path > %(after)s
+ORDER BY path LIMIT %(limit)s
+"""
+
+
+class DeliveredFile(msgspec.Struct, frozen=True):
+    path: str
+    sha: str
+    size: int | None
+
+
+async def delivered_page(
+    conn: AsyncConnection, *, app_id: str, repository_id: str, after: str, limit: int
+) -> list[DeliveredFile]:
+    params = {"app_id": app_id, "repository_id": repository_id, "after": after, "limit": limit}
+    async with conn.cursor(row_factory=class_row(DeliveredFile)) as cur:
+        await cur.execute(DELIVERED_PAGE, params)
+        return await cur.fetchall()
 
 
 class LogEntry(msgspec.Struct, frozen=True):
@@ -177,6 +201,7 @@ async def record_acknowledged(
         "generation": generation,
         "paths": [c.path for c in upserts],
         "shas": [c.sha for c in upserts],
+        "sizes": [c.size for c in upserts],
         "deleted": [c.path for c in done if c.event == "delete"],
         "done": len(done),
         **_log_columns([e for _, e in batch]),

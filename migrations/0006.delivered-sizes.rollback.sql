@@ -1,0 +1,1 @@
+ALTER TABLE delivered_files DROP COLUMN IF EXISTS size;
