@@ -96,12 +96,13 @@ def test_retried_sync_never_duplicates_acknowledged_files(client, worker, receiv
     assert len(set(ids)) == len(ids) - 1  # only the retry reused an id
 
 
-def test_bodies_are_byte_identical_to_json_stringify(client, worker, receiver, tmp_path):
+@pytest.mark.parametrize("mode", ["single", "batch"])
+def test_bodies_are_byte_identical_to_json_stringify(client, worker, receiver, tmp_path, mode):
     node = require_tool("node", "apt-get install nodejs; .ci/run installs it")
     repo = GitRepo(tmp_path / "r" / "acme")
     tricky = 'quotes " and \\ backslash\n\ttab \x01\x1f\x7f é 世界 😀 \u2028 </script>'
     repo.commit("v1", {"tricky.txt": tricky, "bin.dat": b"\x00\xff" * 10})
-    _, headers = register_app(client, receiver)
+    _, headers = register_app(client, receiver, delivery_mode=mode)
     rid = watch(client, headers, repo.url)
     wait_status(client, headers, rid, "synced")
     raws = [e.raw for e in receiver.state.events]
@@ -117,4 +118,16 @@ def test_bodies_are_byte_identical_to_json_stringify(client, worker, receiver, t
         [node, "-e", script], input=stdin, capture_output=True, text=True, check=True
     ).stdout.split()
     assert [base64.b64decode(o) for o in out] == raws
-    assert json.loads(raws[1])["file"]["content"] == tricky
+    files = (
+        [json.loads(raws[1])["file"]]
+        if mode == "single"
+        else [e["file"] for e in json.loads(raws[0])["events"]]
+    )
+    assert [f["content"] for f in files if f["path"] == "tricky.txt"] == [tricky]
+    if mode == "batch":
+        assert len(raws) == 1 and list(json.loads(raws[0])) == [
+            "repository",
+            "commit_sha",
+            "timestamp",
+            "events",
+        ]

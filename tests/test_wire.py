@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 import pytest
 
 from docora.binary import is_binary
+from docora.deliver.batches import BatchPacker
 from docora.deliver.content import base64_text, chunk_count, raw_bytes_per_chunk
-from docora.deliver.events import WatchKey, delivery_id, whole_file_body
-from docora.deliver.payloads import RepositoryRef, iso_timestamp
+from docora.deliver.events import WatchKey, batch_event, delivery_id, whole_file, whole_file_body
+from docora.deliver.payloads import BatchBody, BatchCreate, RepositoryRef, encode, iso_timestamp
 from docora.deliver.signing import (
     docora_signature,
     signed_headers,
@@ -51,10 +52,10 @@ def test_iso_timestamp_is_javascript_style():
     assert iso_timestamp(moment) == "2025-01-11T12:00:00.123Z"
 
 
-def change(event="create", binary=False, previous=None):
+def change(event="create", binary=False, previous=None, path="dir/é.txt"):
     return Change(
         event=event,
-        path="dir/é.txt",
+        path=path,
         sha="ab" * 32,
         size=3,
         blob_id="b",
@@ -80,6 +81,31 @@ def test_body_key_order_and_encodings():
     assert b'"content":"AAE=","content_encoding":"base64"}' in binary
     update = whole_file_body(REPO, change("update", previous="cd" * 32), "c1", "T", b"x")
     assert b'},"previous_sha":"' + b"cd" * 32 + b'","commit_sha":"c1"' in update
+
+
+def test_batch_bodies_equal_the_struct_and_close_at_their_limits():
+    events = [change(path=f"f{i}.txt") for i in range(5)]
+    encoded = [batch_event(c, whole_file(c, b"x" * 10)) for c in events]
+    packer = BatchPacker(REPO, "c1", max_events=2, max_bytes=10_000)
+    closed = [b for c, e in zip(events, encoded, strict=True) if (b := packer.add(c, e))]
+    closed.append(packer.take())
+    assert [[c.path for c in b.changes] for b in closed] == [
+        ["f0.txt", "f1.txt"],
+        ["f2.txt", "f3.txt"],
+        ["f4.txt"],
+    ]
+    ts = iso_timestamp()
+    whole = BatchBody(
+        REPO, "c1", ts, [BatchCreate(file=whole_file(c, b"x" * 10)) for c in events[:2]]
+    )
+    assert closed[0].body(REPO, "c1", ts) == encode(whole)
+    assert encoded[0].startswith(b'{"event":"create","file":{"path":"f0.txt"')
+    # By bytes: the frame plus two events fit exactly; a third byte more does not.
+    exact = len(closed[0].body(REPO, "c1", ts))
+    tight = BatchPacker(REPO, "c1", max_events=100, max_bytes=exact)
+    assert tight.add(events[0], encoded[0]) is None and tight.add(events[1], encoded[1]) is None
+    assert [c.path for c in tight.add(events[2], encoded[2]).changes] == ["f0.txt", "f1.txt"]
+    assert not BatchPacker(REPO, "c1", max_events=9, max_bytes=exact - 1).fits_alone(b"x" * exact)
 
 
 def test_delivery_ids_are_stable_and_distinct():

@@ -30,6 +30,7 @@ async def create_app_from_cli(
                 "website": args.website,
                 "description": args.description,
                 "delivery_concurrency": args.delivery_concurrency,
+                "delivery_mode": args.delivery_mode,
             },
             OnboardRequest,
         )

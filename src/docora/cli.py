@@ -199,7 +199,10 @@ def cmd_apps_list(args: argparse.Namespace) -> int:
     if not rows:
         print("no apps")
     for row in rows:
-        print(f"{row.id}  {row.name!r:30}  {row.base_url}  concurrency={row.delivery_concurrency}")
+        print(
+            f"{row.id}  {row.name!r:30}  {row.base_url}  concurrency={row.delivery_concurrency}"
+            f"  mode={row.delivery_mode}"
+        )
     return 0
 
 
@@ -262,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--website")
     create.add_argument("--description")
     create.add_argument("--delivery-concurrency", type=int, default=1)
+    create.add_argument("--delivery-mode", choices=("single", "batch"), default="single")
     create.add_argument(
         "--client-auth-key-stdin",
         action="store_true",

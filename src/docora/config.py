@@ -40,6 +40,9 @@ class Settings(msgspec.Struct, rename="upper", kw_only=True, frozen=True):
     circuit_breaker_cooldown_ms: Millis = 1_800_000
     binary_chunk_threshold_bytes: Bytes = 1_048_576
     binary_chunk_size_bytes: Bytes = 524_288
+    # Batch delivery (apps with delivery_mode `batch`): events and body bytes per request.
+    batch_max_events: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 500
+    batch_max_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 4_194_304
     delivery_timeout_ms: Millis = 30_000
     max_file_size_bytes: Bytes = 104_857_600
     git_timeout_ms: Millis = 300_000

@@ -6,7 +6,8 @@ the original's docs told receivers to, and Standard Webhooks' over the raw body)
 answers 401 when either fails; refuses a timestamp more than five minutes from its clock
 (400: a replay, or a clock to fix); answers a delivery id it has already applied with 200
 without applying it again (Docora delivers at least once); reassembles chunked binaries by
-chunk id. `on_event` sees every request once answered.
+chunk id; applies the events of a batch body (`POST …/batch`) in their order. `on_event`
+sees every request once answered.
 """
 
 from __future__ import annotations
@@ -154,6 +155,12 @@ class _Handler(NoDelayHandler):
 
 
 def _apply(state: ReceiverState, event: str, body: dict) -> None:
+    if event == "batch":
+        # Batch mode (SPEC 11): the same events, in order, under one signature.
+        for item in body["events"]:
+            single = {"repository": body["repository"], "file": item["file"]}
+            _apply(state, item["event"], single)
+        return
     if event == "delete":
         state.files.pop(body["file"]["path"], None)
         state.shas.pop(body["file"]["path"], None)

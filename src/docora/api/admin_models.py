@@ -96,7 +96,7 @@ class AdminDeliveryItem(msgspec.Struct):
     delivery_id: str
     app_id: str
     repository_id: str
-    event: Literal["create", "update", "delete", "sync_failed"]
+    event: Literal["create", "update", "delete", "sync_failed", "batch"]
     path: str | None
     outcome: Literal["delivered", "failed"]
     status_code: int | None

@@ -32,6 +32,7 @@ from docora.api.observability import observability_middleware
 from docora.api.ratelimit import RateLimiter, rate_limit_middleware
 from docora.api.repositories import RepositoriesController
 from docora.api.status import health, version
+from docora.api.webhooks import outgoing_webhooks
 from docora.config import Settings
 from docora.console.routes import TEMPLATES, ConsoleController, static_files
 from docora.crypto import SecretBox
@@ -63,6 +64,7 @@ OPENAPI = OpenAPIConfig(
     "HMAC-signed webhooks. Authenticate with `Authorization: Bearer <token>`; every error is "
     '`{"error": "..."}`.',
     path="/schema",
+    webhooks=outgoing_webhooks(),
     render_plugins=[SwaggerRenderPlugin(path="/"), JsonRenderPlugin(path="/openapi.json")],
     components=Components(
         security_schemes={

@@ -42,6 +42,7 @@ def profile(row: AppRow) -> AppProfile:
         website=row.website,
         description=row.description,
         delivery_concurrency=row.delivery_concurrency,
+        delivery_mode=row.delivery_mode,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -63,6 +64,7 @@ async def create_app_record(
         token_digest=token_digest(token),
         client_auth_key_enc=box.encrypt(data.client_auth_key, context=client_key_context(app_id)),
         delivery_concurrency=data.delivery_concurrency,
+        delivery_mode=data.delivery_mode,
     )
     return row, token
 
@@ -100,7 +102,7 @@ class OnboardingController(Controller):
     @patch(
         "/me",
         security=BEARER_SECURITY,
-        summary="Change base_url, delivery_concurrency, or rotate client_auth_key",
+        summary="Change base_url, delivery_concurrency, delivery_mode, or rotate client_auth_key",
         responses=errors(400, 401, 413, 422),
     )
     async def update_me(
@@ -114,6 +116,7 @@ class OnboardingController(Controller):
         if (
             data.base_url is None
             and data.delivery_concurrency is None
+            and data.delivery_mode is None
             and data.client_auth_key is None
         ):
             return profile(app)  # nothing to change: the schema allows an empty patch
@@ -128,6 +131,7 @@ class OnboardingController(Controller):
             app.id,
             base_url=base_url,
             delivery_concurrency=data.delivery_concurrency,
+            delivery_mode=data.delivery_mode,
             client_auth_key_enc=key_enc,
         )
         return profile(row)

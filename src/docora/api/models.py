@@ -38,6 +38,15 @@ RepositoryId = Annotated[
 WatchStatus = Literal["pending_snapshot", "scanning", "synced", "retrying", "failed"]
 
 
+DeliveryMode = Annotated[
+    Literal["single", "batch"],
+    Meta(
+        description="`single`: one POST {base_url}/{event} per event. `batch`: POST "
+        "{base_url}/batch with up to BATCH_MAX_EVENTS events (SPEC 11)"
+    ),
+]
+
+
 class ErrorBody(msgspec.Struct):
     error: Annotated[str, Meta(description="Human-readable message")]
 
@@ -54,6 +63,7 @@ class OnboardRequest(msgspec.Struct, forbid_unknown_fields=True):
     website: Annotated[str, Meta(max_length=2048)] | None = None
     description: Annotated[str, Meta(max_length=500)] | None = None
     delivery_concurrency: DeliveryConcurrency = 1
+    delivery_mode: DeliveryMode = "single"
 
 
 class OnboardResponse(msgspec.Struct):
@@ -70,6 +80,7 @@ class AppProfile(msgspec.Struct):
     website: str | None
     description: str | None
     delivery_concurrency: int
+    delivery_mode: DeliveryMode
     created_at: datetime
     updated_at: datetime
 
@@ -77,6 +88,7 @@ class AppProfile(msgspec.Struct):
 class AppUpdateRequest(msgspec.Struct, forbid_unknown_fields=True):
     base_url: BaseUrl | None = None
     delivery_concurrency: DeliveryConcurrency | None = None
+    delivery_mode: DeliveryMode | None = None
     client_auth_key: ClientAuthKey | None = None
 
 
@@ -180,7 +192,7 @@ class DeliveryBody(msgspec.Struct):
     id: str
     delivery_id: str
     repository_id: str
-    event: Literal["create", "update", "delete", "sync_failed"]
+    event: Literal["create", "update", "delete", "sync_failed", "batch"]
     path: str | None
     sha: str | None
     commit_sha: str | None

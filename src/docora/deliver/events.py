@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import msgspec
 
 from docora.deliver.content import base64_text
 from docora.deliver.payloads import (
+    BatchCreate,
+    BatchDelete,
+    BatchUpdate,
     ChunkInfo,
     CreateEvent,
     DeletedFile,
@@ -41,6 +45,16 @@ def delivery_id(watch: WatchKey, change: Change, index: int = 0) -> uuid.UUID:
     return uuid.uuid5(_NAMESPACE, name)
 
 
+def batch_delivery_id(watch: WatchKey, changes: list[Change]) -> uuid.UUID:
+    """Stable for the same events of the same watch generation: a retry of a batch that
+    resumes at the same event rebuilds the same batch and sends it under the same id."""
+    digest = hashlib.sha256()
+    for change in changes:
+        digest.update(f"{change.event}\0{change.path}\0{change.sha}\n".encode())
+    name = f"{watch.app_id}|{watch.repository_id}|{watch.generation}|batch|{digest.hexdigest()}"
+    return uuid.uuid5(_NAMESPACE, name)
+
+
 def chunk_group_id(watch: WatchKey, change: Change) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"chunk|{delivery_id(watch, change)}"))
 
@@ -56,17 +70,10 @@ def delete_body(repo: RepositoryRef, change: Change, commit_sha: str, timestamp:
     )
 
 
-def file_body(
-    repo: RepositoryRef,
-    change: Change,
-    commit_sha: str,
-    timestamp: str,
-    *,
-    content: str,
-    encoding: str | None,
-    chunk: ChunkInfo | None = None,
-) -> bytes:
-    file = FileBody(
+def file_struct(
+    change: Change, *, content: str, encoding: str | None, chunk: ChunkInfo | None = None
+) -> FileBody:
+    return FileBody(
         path=change.path,
         sha=change.sha,
         size=change.size,
@@ -74,6 +81,19 @@ def file_body(
         content_encoding=encoding,
         chunk=chunk,
     )
+
+
+def whole_file(change: Change, data: bytes) -> FileBody:
+    """The file of a create or update, content whole: text as is, binary as base64."""
+    if change.is_binary:
+        return file_struct(change, content=base64_text(data), encoding="base64")
+    return file_struct(change, content=data.decode("utf-8"), encoding=None)
+
+
+def file_body(
+    repo: RepositoryRef, change: Change, commit_sha: str, timestamp: str, file: FileBody
+) -> bytes:
+    """The single-mode body of a create or update."""
     if change.event == "update":
         assert change.previous_sha is not None
         event = UpdateEvent(
@@ -92,10 +112,15 @@ def file_body(
 def whole_file_body(
     repo: RepositoryRef, change: Change, commit_sha: str, timestamp: str, data: bytes
 ) -> bytes:
-    if change.is_binary:
-        return file_body(
-            repo, change, commit_sha, timestamp, content=base64_text(data), encoding="base64"
-        )
-    return file_body(
-        repo, change, commit_sha, timestamp, content=data.decode("utf-8"), encoding=None
-    )
+    return file_body(repo, change, commit_sha, timestamp, whole_file(change, data))
+
+
+def batch_event(change: Change, file: FileBody | None) -> bytes:
+    """One event of a batch body; `file` is None for a delete."""
+    if change.event == "delete":
+        return encode(BatchDelete(file=DeletedFile(path=change.path, sha=change.sha)))
+    assert file is not None
+    if change.event == "update":
+        assert change.previous_sha is not None
+        return encode(BatchUpdate(file=file, previous_sha=change.previous_sha))
+    return encode(BatchCreate(file=file))

@@ -60,6 +60,50 @@ class DeleteEvent(msgspec.Struct):
     timestamp: str
 
 
+# Batch mode (SPEC 11): each event is {"event", "file"[, "previous_sha"]}; msgspec writes a
+# struct's tag first, which is the order the contract gives.
+class BatchCreate(msgspec.Struct, tag_field="event", tag="create"):
+    file: FileBody
+
+
+class BatchUpdate(msgspec.Struct, tag_field="event", tag="update"):
+    file: FileBody
+    previous_sha: str
+
+
+class BatchDelete(msgspec.Struct, tag_field="event", tag="delete"):
+    file: DeletedFile
+
+
+BatchEvent = BatchCreate | BatchUpdate | BatchDelete
+
+
+# Batch bodies are assembled piece by piece (batch_frame) so that their size is known as
+# events are added; this struct is what they equal, and what the OpenAPI document shows.
+class BatchBody(msgspec.Struct):
+    """The body of `POST {base_url}/batch`: events in the single mode's order."""
+
+    repository: RepositoryRef
+    commit_sha: str
+    timestamp: str
+    events: list[BatchEvent]
+
+
+def batch_frame(repository: RepositoryRef, commit_sha: str, timestamp: str) -> tuple[bytes, bytes]:
+    """The bytes before the first event and after the last: a batch body is
+    head + b",".join(encoded events) + tail, byte for byte encode(BatchBody(...))."""
+    head = (
+        b'{"repository":'
+        + encode(repository)
+        + b',"commit_sha":'
+        + encode(commit_sha)
+        + b',"timestamp":'
+        + encode(timestamp)
+        + b',"events":['
+    )
+    return head, b"]}"
+
+
 class FailureInfo(msgspec.Struct):
     type: str
     message: str
@@ -84,8 +128,8 @@ class SyncFailedEvent(msgspec.Struct):
 _encoder = msgspec.json.Encoder()
 
 
-def encode(event: msgspec.Struct) -> bytes:
-    return _encoder.encode(event)
+def encode(value: object) -> bytes:
+    return _encoder.encode(value)
 
 
 def iso_timestamp(moment: datetime | None = None) -> str:

@@ -29,7 +29,9 @@ class AckRecorder:
     def __init__(self, pool: AsyncConnectionPool, *, generation: int, max_pending: int) -> None:
         self._pool = pool
         self._generation = generation
-        self._pending: list[tuple[Change | None, LogEntry]] = []
+        # Units of acknowledgement: one event, or every event of one batch request. The
+        # window (`max_pending`) counts units; a batch is committed without lingering.
+        self._pending: list[list[tuple[Change | None, LogEntry]]] = []
         self._room = asyncio.Semaphore(max_pending)
         self._flush_at = max(1, max_pending // 2)
         self._wake = asyncio.Event()  # something is pending
@@ -54,12 +56,19 @@ class AckRecorder:
 
     async def add(self, change: Change | None, entry: LogEntry) -> None:
         """Queue an acknowledged event (or, without a change, a log row only)."""
+        await self._queue([(change, entry)], at_once=False)
+
+    async def add_batch(self, items: list[tuple[Change, LogEntry]]) -> None:
+        """Queue every event one batch request acknowledged: recorded together, at once."""
+        await self._queue(list(items), at_once=True)
+
+    async def _queue(self, unit: list[tuple[Change | None, LogEntry]], *, at_once: bool) -> None:
         if self._error is not None:
             raise self._error
         await self._room.acquire()
-        self._pending.append((change, entry))
+        self._pending.append(unit)
         self._wake.set()
-        if len(self._pending) >= self._flush_at:
+        if at_once or len(self._pending) >= self._flush_at:
             self._full.set()
 
     async def _run(self) -> None:
@@ -73,7 +82,8 @@ class AckRecorder:
                             await self._full.wait()
                 self._wake.clear()
                 self._full.clear()
-                batch, self._pending = self._pending, []
+                units, self._pending = self._pending, []
+                batch = [item for unit in units for item in unit]
                 if batch and self._error is None:
                     try:
                         if not await record_acknowledged(conn, batch, generation=self._generation):
@@ -82,7 +92,7 @@ class AckRecorder:
                             self.recorded += len(batch)
                     except Exception as exc:  # surfaced to the sender on its next add()
                         self._error = exc
-                for _ in batch:
+                for _ in units:
                     self._room.release()
                 if self._closing and not self._pending:
                     return

@@ -10,20 +10,25 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from docora import metrics
+from docora.deliver.batches import Batch, BatchPacker
 from docora.deliver.client import SendResult, WebhookSender
 from docora.deliver.content import base64_text, chunk_count, raw_bytes_per_chunk
 from docora.deliver.events import (
     WatchKey,
+    batch_delivery_id,
+    batch_event,
     chunk_group_id,
     delete_body,
     delivery_id,
     file_body,
-    whole_file_body,
+    file_struct,
+    whole_file,
 )
-from docora.deliver.payloads import ChunkInfo, RepositoryRef, iso_timestamp
+from docora.deliver.payloads import ChunkInfo, FileBody, RepositoryRef, iso_timestamp
 from docora.deliver.recorder import AckRecorder
 from docora.deliver.signing import signed_headers
 from docora.git.stream import BlobReader
@@ -43,11 +48,18 @@ class DeliveryFailed(Exception):
 
 
 @dataclass(frozen=True)
+class BatchPolicy:
+    max_events: int
+    max_bytes: int
+
+
+@dataclass(frozen=True)
 class Target:
     app_id: str
     base_url: str
     key: str
     concurrency: int = 1
+    batches: BatchPolicy | None = None  # set: the app takes batch requests (SPEC 11)
 
 
 @dataclass(frozen=True)
@@ -58,8 +70,12 @@ class ChunkPolicy:
 
 @dataclass(frozen=True)
 class Prepared:
-    change: Change
-    body: bytes | None  # None: a chunked binary, read and sent piece by piece
+    """One request to make: a single event's body, a chunked binary (body None: read and
+    sent piece by piece by the sender), or a batch of events."""
+
+    change: Change | None
+    body: bytes | None
+    batch: Batch | None = None
 
 
 @dataclass
@@ -100,6 +116,11 @@ class WatchDelivery:
                     if failures:
                         continue
                     try:
+                        if item.batch is not None:
+                            assert item.body is not None
+                            await self._send_batch(item.batch, item.body)
+                            continue
+                        assert item.change is not None
                         if item.body is not None:
                             await self._send(item.change, 0, item.body, final=True)
                             continue
@@ -113,13 +134,10 @@ class WatchDelivery:
         try:
             try:
                 async with BlobReader(self.mirror) as blobs:
-                    async for page in self._pending(event):
-                        async for prepared in self._prepare_page(page, blobs):
-                            if failures:
-                                break
-                            await ready.put(prepared)
+                    async for item in self._requests(event, blobs):
                         if failures:
                             break
+                        await ready.put(item)
             except Exception as exc:
                 failures.append(exc)
             for _ in senders:
@@ -142,26 +160,65 @@ class WatchDelivery:
     def _is_chunked(self, change: Change) -> bool:
         return change.is_binary and change.size > self.chunks.threshold_bytes
 
-    async def _prepare_page(self, page: list[Change], blobs: BlobReader) -> AsyncIterator[Prepared]:
-        """Bodies for a page of changes, in order. The page's blobs are asked of git all at
-        once; chunked binaries are left to the sender, which streams them piece by piece."""
+    async def _requests(self, event: str, blobs: BlobReader) -> AsyncIterator[Prepared]:
+        """The group's requests in order: one per event, or batches when the app takes
+        them (a chunked binary, or an event too large for any batch, goes on its own in its
+        place, closing the batch before it)."""
+        policy = self.target.batches
+        packer = (
+            BatchPacker(
+                self.repository,
+                self.commit_sha,
+                max_events=policy.max_events,
+                max_bytes=policy.max_bytes,
+            )
+            if policy
+            else None
+        )
+        async for page in self._pending(event):
+            async for change, file in self._read_page(page, blobs):
+                if packer is None or self._is_chunked(change):
+                    if packer is not None and (closed := packer.take()):
+                        yield self._batch_request(closed)
+                    yield self._single_request(change, file)
+                    continue
+                encoded = batch_event(change, file)
+                if not packer.fits_alone(encoded):
+                    if closed := packer.take():
+                        yield self._batch_request(closed)
+                    yield self._single_request(change, file)
+                elif closed := packer.add(change, encoded):
+                    yield self._batch_request(closed)
+        if packer is not None and (last := packer.take()):
+            yield self._batch_request(last)
+
+    def _single_request(self, change: Change, file: FileBody | None) -> Prepared:
+        if change.event == "delete":
+            return Prepared(
+                change, delete_body(self.repository, change, self.commit_sha, iso_timestamp())
+            )
+        if file is None:
+            return Prepared(change, None)  # chunked: streamed by the sender
+        body = file_body(self.repository, change, self.commit_sha, iso_timestamp(), file)
+        return Prepared(change, body)
+
+    def _batch_request(self, batch: Batch) -> Prepared:
+        body = batch.body(self.repository, self.commit_sha, iso_timestamp())
+        return Prepared(None, body, batch)
+
+    async def _read_page(
+        self, page: list[Change], blobs: BlobReader
+    ) -> AsyncIterator[tuple[Change, FileBody | None]]:
+        """Each change of a page with its file (None for deletes and chunked binaries). The
+        page's blobs are asked of git all at once."""
         wanted = [c.blob_id or "" for c in page if c.event != "delete" and not self._is_chunked(c)]
         contents = blobs.read_many(wanted)
         try:
             for change in page:
-                if change.event == "delete":
-                    stamp = iso_timestamp()
-                    yield Prepared(
-                        change, delete_body(self.repository, change, self.commit_sha, stamp)
-                    )
-                elif self._is_chunked(change):
-                    yield Prepared(change, None)
+                if change.event == "delete" or self._is_chunked(change):
+                    yield change, None
                 else:
-                    data = await anext(contents)
-                    body = whole_file_body(
-                        self.repository, change, self.commit_sha, iso_timestamp(), data
-                    )
-                    yield Prepared(change, body)
+                    yield change, whole_file(change, await anext(contents))
         finally:
             await contents.aclose()
 
@@ -199,44 +256,65 @@ class WatchDelivery:
         group = chunk_group_id(self.watch, change)
         index = 0
         async for piece in blobs.chunks(size, raw_bytes_per_chunk(self.chunks.chunk_chars)):
-            body = file_body(
-                self.repository,
+            file = file_struct(
                 change,
-                self.commit_sha,
-                iso_timestamp(),
                 content=base64_text(piece),
                 encoding="base64",
                 chunk=ChunkInfo(id=group, index=index, total=total),
             )
+            body = file_body(self.repository, change, self.commit_sha, iso_timestamp(), file)
             await self._send(change, index, body, final=index == total - 1)
             index += 1
 
-    async def _send(self, change: Change, index: int, body: bytes, *, final: bool) -> None:
-        request_id = delivery_id(self.watch, change, index)
+    async def _post(self, event: str, request_id, body: bytes) -> SendResult:
         headers = signed_headers(
             app_id=self.target.app_id,
             key=self.target.key,
-            event=change.event,
+            event=event,
             delivery_id=str(request_id),
             timestamp=int(time.time()),
             body=body,
         )
-        result = await self.sender.post(f"{self.target.base_url}/{change.event}", headers, body)
-        metrics.EVENTS_SENT.labels(change.event, "delivered" if result.ok else "failed").inc()
+        result = await self.sender.post(f"{self.target.base_url}/{event}", headers, body)
         metrics.WEBHOOK_DURATION.observe(result.latency_ms / 1000)
+        return result
+
+    async def _failed(self, what: str, entry: LogEntry, error: str | None) -> DeliveryFailed:
+        """Log a failed attempt (one row) and say what failed."""
+        log.warning(
+            "%s not delivered: %s", what, error, extra={"delivery_id": str(entry.delivery_id)}
+        )
+        async with self.pool.connection() as conn:
+            await changes.log_attempt(conn, entry)
+        return DeliveryFailed(f"{what}: {error}")
+
+    async def _send(self, change: Change, index: int, body: bytes, *, final: bool) -> None:
+        request_id = delivery_id(self.watch, change, index)
+        result = await self._post(change.event, request_id, body)
+        metrics.EVENTS_SENT.labels(change.event, "delivered" if result.ok else "failed").inc()
         entry = self._log_entry(change, request_id, result)
         if not result.ok:
-            log.warning(
-                "%s %s not delivered: %s",
-                change.event,
-                change.path,
-                result.error,
-                extra={"delivery_id": str(request_id)},
-            )
-            async with self.pool.connection() as conn:
-                await changes.log_attempt(conn, entry)
-            raise DeliveryFailed(f"{change.event} {change.path}: {result.error}")
+            raise await self._failed(f"{change.event} {change.path}", entry, result.error)
         await self._recorder.add(change if final else None, entry)
+
+    async def _send_batch(self, batch: Batch, body: bytes) -> None:
+        """One request for many events: a 2xx acknowledges all of them (recorded in one
+        transaction, a log row each under the batch's id); anything else fails all."""
+        request_id = batch_delivery_id(self.watch, batch.changes)
+        result = await self._post("batch", request_id, body)
+        first = batch.changes[0]
+        if not result.ok:
+            metrics.EVENTS_SENT.labels("batch", "failed").inc()
+            what = f"batch of {len(batch.changes)} events from {first.event} {first.path}"
+            entry = msgspec.structs.replace(
+                self._log_entry(first, request_id, result), event="batch", path=None, sha=None
+            )
+            raise await self._failed(what, entry, result.error)
+        for change in batch.changes:
+            metrics.EVENTS_SENT.labels(change.event, "delivered").inc()
+        await self._recorder.add_batch(
+            [(c, self._log_entry(c, request_id, result)) for c in batch.changes]
+        )
 
     def _log_entry(self, change: Change, request_id, result: SendResult) -> LogEntry:
         return LogEntry(

@@ -13,7 +13,7 @@ from docora.crypto import DecryptionError, client_key_context, watch_token_conte
 from docora.deliver.events import WatchKey
 from docora.deliver.payloads import RepositoryRef
 from docora.deliver.recorder import WatchGone
-from docora.deliver.run import ChunkPolicy, DeliveryFailed, Target, WatchDelivery
+from docora.deliver.run import BatchPolicy, ChunkPolicy, DeliveryFailed, Target, WatchDelivery
 from docora.deliver.targets import UnsafeTarget, check_target
 from docora.git.command import GitError
 from docora.git.mirror import fetch_branch, has_commit
@@ -136,7 +136,13 @@ async def _prepare(
         pool=services.pool,
         sender=services.sender,
         target=Target(
-            app_id=app.id, base_url=app.base_url, key=key, concurrency=app.delivery_concurrency
+            app_id=app.id,
+            base_url=app.base_url,
+            key=key,
+            concurrency=app.delivery_concurrency,
+            batches=BatchPolicy(settings.batch_max_events, settings.batch_max_bytes)
+            if app.delivery_mode == "batch"
+            else None,
         ),
         watch=WatchKey(app.id, repo.id, watch.generation),
         repository=RepositoryRef(

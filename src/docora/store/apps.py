@@ -18,18 +18,19 @@ class AppRow(msgspec.Struct, frozen=True):
     description: str | None
     client_auth_key_enc: bytes
     delivery_concurrency: int
+    delivery_mode: str  # single | batch
     created_at: datetime
     updated_at: datetime
 
 
 _COLUMNS = """id, name, base_url, email, website, description, client_auth_key_enc,
-    delivery_concurrency, created_at, updated_at"""
+    delivery_concurrency, delivery_mode, created_at, updated_at"""
 
 INSERT_APP = f"""
 INSERT INTO apps (id, name, base_url, email, website, description, token_digest,
-                  client_auth_key_enc, delivery_concurrency)
+                  client_auth_key_enc, delivery_concurrency, delivery_mode)
 VALUES (%(id)s, %(name)s, %(base_url)s, %(email)s, %(website)s, %(description)s,
-        %(token_digest)s, %(client_auth_key_enc)s, %(delivery_concurrency)s)
+        %(token_digest)s, %(client_auth_key_enc)s, %(delivery_concurrency)s, %(delivery_mode)s)
 RETURNING {_COLUMNS}
 """
 
@@ -44,6 +45,7 @@ UPDATE_APP = f"""
 UPDATE apps SET
     base_url = coalesce(%(base_url)s, base_url),
     delivery_concurrency = coalesce(%(delivery_concurrency)s, delivery_concurrency),
+    delivery_mode = coalesce(%(delivery_mode)s, delivery_mode),
     client_auth_key_enc = coalesce(%(client_auth_key_enc)s, client_auth_key_enc),
     updated_at = now()
 WHERE id = %(id)s
@@ -87,6 +89,7 @@ async def update_app(
     *,
     base_url: str | None = None,
     delivery_concurrency: int | None = None,
+    delivery_mode: str | None = None,
     client_auth_key_enc: bytes | None = None,
 ) -> AppRow:
     async with conn.cursor(row_factory=class_row(AppRow)) as cur:
@@ -96,6 +99,7 @@ async def update_app(
                 "id": app_id,
                 "base_url": base_url,
                 "delivery_concurrency": delivery_concurrency,
+                "delivery_mode": delivery_mode,
                 "client_auth_key_enc": client_auth_key_enc,
             },
         )
