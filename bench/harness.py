@@ -64,7 +64,7 @@ def service_environment(
 
 
 def onboard_app(
-    api: httpx.Client, name: str, base_url: str, concurrency: int = 1
+    api: httpx.Client, name: str, base_url: str, concurrency: int = 1, mode: str = "single"
 ) -> dict[str, str]:
     """A new app signing with KEY; its bearer header."""
     r = api.post(
@@ -76,6 +76,7 @@ def onboard_app(
             "email": "bench@example.com",
             "client_auth_key": KEY,
             "delivery_concurrency": concurrency,
+            "delivery_mode": mode,
         },
     )
     r.raise_for_status()

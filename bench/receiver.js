@@ -2,7 +2,8 @@
 //
 //   node bench/receiver.js PORT [--verify KEY] [--delay-ms N]
 //
-// Every POST body is read whole and parsed with JSON.parse. With --verify the Docora
+// Every POST body is read whole and parsed with JSON.parse; a batch body counts as its
+// events. With --verify the Docora
 // signature (HMAC-SHA256 of "{timestamp}.{body}") is checked in constant time and a bad
 // one answers 401; --delay-ms answers after N ms, like a receiver that writes to its own
 // store first. Control routes (GET): /_stats (counts and arrival times in Unix seconds),
@@ -23,7 +24,7 @@ const delayMs = Number(option("--delay-ms") || 0);
 
 let stats;
 const reset = () => {
-  stats = { count: 0, first: 0, last: 0, by_event: {}, bad_signatures: 0, bytes: 0 };
+  stats = { count: 0, requests: 0, first: 0, last: 0, by_event: {}, bad_signatures: 0, bytes: 0 };
 };
 reset();
 
@@ -56,14 +57,17 @@ const server = http.createServer({ noDelay: true }, (req, res) => {
       stats.bad_signatures += 1;
       return answer(res, 401, { error: "bad signature" });
     }
-    JSON.parse(body.toString("utf8"));
+    const parsed = JSON.parse(body.toString("utf8"));
     const now = Date.now() / 1000;
     const event = req.url.slice(req.url.lastIndexOf("/") + 1);
-    stats.count += 1;
+    // A batch body carries many events: count each, as a receiver applies each.
+    const events = event === "batch" ? parsed.events.map((e) => e.event) : [event];
+    stats.count += events.length;
+    stats.requests += 1;
     stats.bytes += body.length;
     stats.first = stats.first || now;
     stats.last = now;
-    stats.by_event[event] = (stats.by_event[event] || 0) + 1;
+    for (const name of events) stats.by_event[name] = (stats.by_event[name] || 0) + 1;
     if (delayMs > 0) setTimeout(() => answer(res, 200), delayMs);
     else answer(res, 200);
   });

@@ -4,6 +4,7 @@
     python bench/throughput.py --status        # + resync -> synced, status GETs during a 50k sync
     python bench/throughput.py --large         # + 50k files / ~205 MB at concurrency 8
     python bench/throughput.py --only verify:8 # one scenario (receiver:concurrency)
+    python bench/throughput.py --batch         # apps in batch delivery mode (SPEC 11)
 
 Separate `docora api` and `docora worker` processes on an embedded Postgres (or
 DATABASE_URL), SCAN_INTERVAL_MS=1000, and Node receivers (bench/receiver.js) that read each
@@ -155,9 +156,11 @@ class Service:
         time.sleep(1)  # attached before the first request
         return proc
 
-    def onboard(self, name: str, mode: str, concurrency: int) -> dict[str, str]:
+    def onboard(
+        self, name: str, mode: str, concurrency: int, delivery_mode: str = "single"
+    ) -> dict[str, str]:
         base_url = f"http://127.0.0.1:{self.receiver_ports[mode]}/hooks"
-        return onboard_app(self.api, name, base_url, concurrency)
+        return onboard_app(self.api, name, base_url, concurrency, delivery_mode)
 
     def sql(self, query: str, params: tuple = ()) -> list[tuple]:
         with psycopg.connect(self.database_url, autocommit=True) as conn:
@@ -210,9 +213,10 @@ def initial_sync(
     concurrency: int,
     total: int,
     profile: Path | None = None,
+    delivery_mode: str = "single",
 ):
-    name = f"{mode}-c{concurrency}-{time.monotonic_ns()}"
-    headers = service.onboard(name, mode, concurrency)
+    name = f"{mode}-c{concurrency}-{delivery_mode}-{time.monotonic_ns()}"
+    headers = service.onboard(name, mode, concurrency, delivery_mode)
     url = copy_of(repository, name)
     # Start from a quiet machine: the copy written out, the last scenario's tail done.
     os.sync()
@@ -254,6 +258,8 @@ def initial_sync(
         "machine_busy": busy / whole,
         "bad_signatures": stats["bad_signatures"],
         "rss": service.worker_peak_rss_mb(),
+        "requests": stats["requests"],
+        "bytes_per_request": stats["bytes"] / max(1, stats["requests"]),
         "rid": rid,
         "headers": headers,
     }
@@ -303,6 +309,7 @@ def report(label: str, r: dict) -> None:
         f" | Postgres CPU {r['postgres_cpu_ms']:.2f} ms/event"
         f" | machine busy {100 * r['machine_busy']:.0f} %"
         f" | last create -> synced {r['to_synced']:.2f} s | worker peak RSS {r['rss']:.0f} MB"
+        f" | {r['requests']:,} requests, {r['bytes_per_request'] / 1000:,.1f} KB each"
         + (f" | BAD SIGNATURES {r['bad_signatures']}" if r["bad_signatures"] else ""),
         flush=True,
     )
@@ -392,6 +399,9 @@ def main() -> None:
     parser.add_argument("--status", action="store_true", help="resync rounds + status reads")
     parser.add_argument("--large", action="store_true", help="also 50k files / ~205 MB")
     parser.add_argument("--profile", type=Path, help="py-spy the worker; raw stacks go here")
+    parser.add_argument(
+        "--batch", action="store_true", help="apps in batch delivery mode (SPEC 11)"
+    )
     args = parser.parse_args()
     scenarios = [(m, c) for m in RECEIVERS for c in (1, 8)]
     if args.only:
@@ -410,8 +420,11 @@ def main() -> None:
         with Service(root, url) as service:
             last = None
             for mode, concurrency in scenarios:
-                last = initial_sync(service, small, mode, concurrency, total, args.profile)
-                report(f"{args.files // 1000}k {mode} c{concurrency}", last)
+                delivery_mode = "batch" if args.batch else "single"
+                last = initial_sync(
+                    service, small, mode, concurrency, total, args.profile, delivery_mode
+                )
+                report(f"{args.files // 1000}k {mode} c{concurrency} {delivery_mode}", last)
             if args.status and last is not None:
                 times = resync_rounds(service, last["headers"], last["rid"], 20)
                 print(
@@ -429,8 +442,9 @@ def main() -> None:
                     f" max {max(reads):.1f} ms"
                 )
             if args.large:
-                r = initial_sync(service, large, "verify", 8, 50_020)
-                report("50k verify c8", r)
+                delivery_mode = "batch" if args.batch else "single"
+                r = initial_sync(service, large, "verify", 8, 50_020, None, delivery_mode)
+                report(f"50k verify c8 {delivery_mode}", r)
 
 
 if __name__ == "__main__":

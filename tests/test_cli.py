@@ -172,10 +172,11 @@ def test_all_serves_and_stops_gracefully(database_url, encryption_key, sig):
     assert "Stopped worker" in err
 
 
-def test_demo_shows_verified_events_and_exits_0(tmp_path):
+@pytest.mark.parametrize(("flags", "requests"), [([], 11), (["--batch"], 9)])
+def test_demo_shows_verified_events_and_exits_0(tmp_path, flags, requests):
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     result = subprocess.run(
-        [sys.executable, "-m", "docora", "demo"],
+        [sys.executable, "-m", "docora", "demo", *flags],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -184,7 +185,8 @@ def test_demo_shows_verified_events_and_exits_0(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert out.count("verified ✓") == 11 and "✗" not in out
+    assert out.count("verified ✓") == requests and "✗" not in out
+    assert f"{requests} requests (11 events)" in out
     assert "chunk 4/4" in out and "Receiver's copy matches the repository ✓" in out
     assert "/admin  (user admin, password " in out
     for line in ("delete  docs/guide.md", "create  docs/changelog.md", "update  README.md"):

@@ -160,7 +160,7 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from docora.demo import run_demo
 
-    return run_demo(keep_running=args.keep_running, port=args.port)
+    return run_demo(keep_running=args.keep_running, port=args.port, batch=args.batch)
 
 
 def _apps_env() -> dict[str, str]:
@@ -242,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--keep-running", action="store_true", help="stay up after the demo")
     demo.add_argument("--port", type=int, help="API port (default: a free one)")
+    demo.add_argument(
+        "--batch", action="store_true", help="the demo app takes batch requests (SPEC 11)"
+    )
 
     add(
         "hash-password",

@@ -81,20 +81,35 @@ def _free_port() -> int:
 
 
 def _describe(event: Received) -> str:
-    file = event.body.get("file", {})
+    mark = "verified ✓" if event.verified else "SIGNATURE MISMATCH ✗"
+    if event.event == "batch":
+        items = event.body.get("events", [])
+        count = f"{len(items)} event{'s' if len(items) != 1 else ''} in one request"
+        lines = [f"  batch   {count:<50} {mark}"]
+        lines += ["  " + _line(item["event"], item.get("file", {}), "") for item in items]
+        return "\n".join(lines)
+    return _line(event.event, event.body.get("file", {}), mark)
+
+
+def _line(event: str, file: dict, mark: str) -> str:
     path = file.get("path", "-")
     size = file.get("size")
     shown = f"{size:,} B" if isinstance(size, int) else ""
     chunk = file.get("chunk")
     part = f"chunk {chunk['index'] + 1}/{chunk['total']}" if chunk else ""
-    mark = "verified ✓" if event.verified else "SIGNATURE MISMATCH ✗"
-    return f"  {event.event:<7} {path:<26} {shown:>12}  {part:<11} {mark}"
+    return f"  {event:<7} {path:<26} {shown:>12}  {part:<11} {mark}".rstrip()
+
+
+def _units(event: Received) -> int:
+    """Events a request carried: a batch's, else one (a chunk counts as one)."""
+    return len(event.body.get("events", [])) if event.event == "batch" else 1
 
 
 class Demo:
-    def __init__(self, root: Path, keep_running: bool) -> None:
+    def __init__(self, root: Path, keep_running: bool, batch: bool = False) -> None:
         self.root = root
         self.keep_running = keep_running
+        self.delivery_mode = "batch" if batch else "single"
         self.sample = SampleRepository(root)
         self.receiver = WebhookReceiver(SIGNING_KEY)
         self.receiver.state.on_event = lambda event: print(_describe(event), flush=True)
@@ -143,10 +158,11 @@ class Demo:
                 "base_url": self.receiver.base_url,
                 "email": "demo@example.com",
                 "client_auth_key": SIGNING_KEY,
+                "delivery_mode": self.delivery_mode,
             },
         )
         app.raise_for_status()
-        print(f"Onboarded app {app.json()['app_id']}")
+        print(f"Onboarded app {app.json()['app_id']} (delivery mode {self.delivery_mode})")
         return {"Authorization": f"Bearer {app.json()['token']}"}
 
     async def _register(self, api: httpx.AsyncClient, auth: dict[str, str]) -> str:
@@ -160,8 +176,10 @@ class Demo:
     def _summarize(self, ok: bool, initial_s: float, status: dict, logged: int) -> bool:
         events = self.receiver.state.events
         verified = sum(e.verified for e in events)
+        carried = sum(_units(e) for e in events)
         print(
-            f"\n{len(events)} requests, {verified} verified; initial sync in {initial_s:.2f} s; "
+            f"\n{len(events)} requests ({carried} events), {verified} verified; "
+            f"initial sync in {initial_s:.2f} s; "
             f"watch {status['status']} at {str(status['commit_sha'])[:12]}; "
             f"{logged} rows in the delivery log."
         )
@@ -182,7 +200,7 @@ class Demo:
     async def _wait_for_events(self, count: int, timeout: float = 60) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if len(self.receiver.state.accepted()) >= count:
+            if sum(_units(e) for e in self.receiver.state.accepted()) >= count:
                 await asyncio.sleep(0.2)  # let the watch settle before moving on
                 return True
             await asyncio.sleep(0.05)
@@ -190,7 +208,7 @@ class Demo:
         return False
 
 
-def run_demo(*, keep_running: bool, port: int | None) -> int:
+def run_demo(*, keep_running: bool, port: int | None, batch: bool = False) -> int:
     with tempfile.TemporaryDirectory(prefix="docora-demo-") as tmp:
         root = Path(tmp)
         env = dict(os.environ)
@@ -209,7 +227,7 @@ def run_demo(*, keep_running: bool, port: int | None) -> int:
             settings = load_settings(env, require=("ENCRYPTION_KEY",))
             apply_migrations(settings.database_url)
             configure_logging(settings.log_level, settings.log_format)
-            demo = Demo(root, keep_running)
+            demo = Demo(root, keep_running, batch)
             demo.sample.commit("first commit", INITIAL_FILES)
             with demo.receiver:
                 return asyncio.run(_main(demo, settings))

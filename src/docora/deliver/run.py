@@ -41,6 +41,7 @@ PAGE_SIZE = 500
 # Acknowledged events that may wait to be recorded (batched into one commit). With the
 # requests in flight, this bounds what a worker crash can cause to be sent again.
 UNRECORDED_MAX = 32
+BATCHES_IN_FLIGHT = 2
 
 
 class DeliveryFailed(Exception):
@@ -106,7 +107,10 @@ class WatchDelivery:
         """One preparer reads blobs and builds bodies ahead, in path order, while up to
         `concurrency` senders post them: preparing the next event overlaps the wait for
         the current answer."""
-        ready: asyncio.Queue[Prepared | None] = asyncio.Queue(maxsize=self._slots * 2)
+        # Prepared requests waiting for a sender: a few single events, or one batch (up to
+        # BATCH_MAX_BYTES each: memory stays bounded).
+        ahead = 1 if self.target.batches else self._slots * 2
+        ready: asyncio.Queue[Prepared | None] = asyncio.Queue(maxsize=ahead)
         failures: list[BaseException] = []
 
         async def sender() -> None:
@@ -154,7 +158,10 @@ class WatchDelivery:
 
     @property
     def _slots(self) -> int:
-        """Requests in flight at once (the app's delivery_concurrency)."""
+        """Requests in flight at once: the app's delivery_concurrency, and at most
+        BATCHES_IN_FLIGHT batches (megabytes each; more in flight measured no faster)."""
+        if self.target.batches:
+            return max(1, min(self.target.concurrency, BATCHES_IN_FLIGHT))
         return max(1, self.target.concurrency)
 
     def _is_chunked(self, change: Change) -> bool:
