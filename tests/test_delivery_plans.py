@@ -14,6 +14,7 @@ import time
 import psycopg
 import pytest
 
+from docora.scan.filters import compile_filter, included
 from docora.store import changes, scans, watches
 from tests.pg import insert_watch
 
@@ -59,6 +60,21 @@ def populate(db: psycopg.Connection) -> None:
     )
 
 
+def current_pending(db: psycopg.Connection) -> int:
+    return db.execute("SELECT pending_changes FROM watches").fetchone()[0]
+
+
+def expected_pending(db: psycopg.Connection, path_filter) -> int:
+    """Counted the slow way, with pathspec deciding in Python."""
+    wanted = {
+        path: sha
+        for path, sha in db.execute("SELECT path, sha FROM snapshot_files").fetchall()
+        if included(path_filter, path)
+    }
+    held = dict(db.execute("SELECT path, sha FROM delivered_files").fetchall())
+    return sum(held.get(p) != sha for p, sha in wanted.items()) + len(held.keys() - wanted)
+
+
 def plan_and_time(db: psycopg.Connection, sql: str, params: dict) -> tuple[str, float]:
     plan = "\n".join(r[0] for r in db.execute("EXPLAIN " + sql, params).fetchall())
     started = time.perf_counter()
@@ -76,15 +92,23 @@ def test_delivery_and_scan_queries_read_by_index_on_fresh_tables(db):
     db.execute('ALTER TABLE scan_work ALTER COLUMN path TYPE text COLLATE "C"')
     db.execute("ALTER TABLE scan_work ADD PRIMARY KEY (path)")
     db.execute("ANALYZE scan_work")  # as copy_work does
-    keys = {"app_id": APP, "repository_id": REPO, "limit": 500}
+    keys = {"app_id": APP, "repository_id": REPO, "limit": 500, "regexes": None, "includes": None}
     statements = {
-        f"{event} page after {after!r}": (changes._PAGES[event], {**keys, "after": after})
+        f"{event} page after {after!r}": (
+            changes.page_sql(event, filtered=False),
+            {**keys, "after": after},
+        )
         for event in changes.GROUP_ORDER
         for after in ("", "src/f040000")
     }
     statements["refresh pending"] = (
         watches.REFRESH_PENDING,
         {"repository_id": REPO, "app_ids": [APP]},
+    )
+    filtered = compile_filter(["src/**", "!src/f00001*"])
+    statements["create page, filtered"] = (
+        changes.page_sql("create", filtered=True),
+        {**keys, "after": "", "regexes": filtered.regexes, "includes": filtered.includes},
     )
     statements["missing facts page"] = (
         scans.MISSING_FACTS,
@@ -99,6 +123,16 @@ def test_delivery_and_scan_queries_read_by_index_on_fresh_tables(db):
         assert "Merge" not in plan, name
         # Pages stop after their rows; the counts read each table once, by index.
         assert ms < (1500 if name == "refresh pending" else 300), (name, ms)
+    db.execute(
+        "UPDATE watches SET path_regexes = %s, path_includes = %s",
+        (filtered.regexes, filtered.includes),
+    )
+    plan, ms = plan_and_time(db, watches.REFRESH_PENDING, statements["refresh pending"][1])
+    print(f"\nrefresh pending, filtered: {ms:.1f} ms\n{plan}")
+    assert "Seq Scan on delivered_files" not in plan and ms < 3000
+    assert current_pending(db) == expected_pending(db, filtered)
+    db.execute("UPDATE watches SET path_regexes = NULL, path_includes = NULL")
+    db.execute(watches.REFRESH_PENDING, statements["refresh pending"][1])
     pending = db.execute(
         "SELECT pending_changes FROM watches WHERE repository_id = %s", (REPO,)
     ).fetchone()[0]

@@ -290,3 +290,23 @@ def test_delivery_concurrency_keeps_groups_and_chunks_in_order(client, worker, r
     assert chunks == list(range(pieces))
     assert receiver.state.files["big.bin"] == BIG_BINARY * 3
     assert all(e.verified for e in receiver.state.events)
+
+
+def test_a_file_deleted_then_added_back_unchanged_is_a_new_event(client, worker, receiver, repo):
+    """The reference receiver drops delivery ids it has applied: the re-created file must
+    come under a new id (the commit is part of it), or the receiver would keep it deleted."""
+    first = repo.commit("v1", {"a.txt": "same", "b.txt": "b"})
+    _, headers = register_app(client, receiver)
+    rid = watch(client, headers, repo.url)
+    wait_synced(client, headers, rid, first)
+    repo.delete("a.txt")
+    second = repo.commit("v2", {"b.txt": "b2"})
+    resync(client, headers, rid)
+    wait_synced(client, headers, rid, second)
+    assert "a.txt" not in receiver.state.files
+    third = repo.commit("v3", {"a.txt": "same"})
+    resync(client, headers, rid)
+    wait_synced(client, headers, rid, third)
+    assert receiver.state.files == {"a.txt": b"same", "b.txt": b"b2"}
+    creates = [e for e in receiver.state.accepted("create") if e.body["file"]["path"] == "a.txt"]
+    assert len(creates) == 2 and not creates[1].duplicate

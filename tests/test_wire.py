@@ -113,6 +113,10 @@ def test_delivery_ids_are_stable_and_distinct():
     assert delivery_id(watch, change()) == delivery_id(watch, change())
     assert delivery_id(watch, change(), 1) != delivery_id(watch, change(), 0)
     assert delivery_id(WatchKey("app_1", "repo_1", 1), change()) != delivery_id(watch, change())
+    # The same event again in a later commit, or after a filter change, is a new event.
+    later = WatchKey("app_1", "repo_1", 0, commit_sha="c2")
+    refiltered = WatchKey("app_1", "repo_1", 0, paths_version=1)
+    assert len({delivery_id(w, change()) for w in (watch, later, refiltered)}) == 3
 
 
 @pytest.mark.parametrize(

@@ -92,6 +92,17 @@ class AppUpdateRequest(msgspec.Struct, forbid_unknown_fields=True):
     client_auth_key: ClientAuthKey | None = None
 
 
+PathPatterns = Annotated[
+    list[Annotated[str, Meta(min_length=1, max_length=1024)]],
+    Meta(
+        min_length=1,
+        max_length=50,
+        description="gitignore-style patterns read as includes (`!` excludes), e.g. "
+        '["docs/**", "*.md", "!docs/drafts/**"]; null or absent: every file',
+    ),
+]
+
+
 class RegisterRepositoryRequest(msgspec.Struct, forbid_unknown_fields=True):
     github_url: Annotated[
         str,
@@ -113,6 +124,11 @@ class RegisterRepositoryRequest(msgspec.Struct, forbid_unknown_fields=True):
         ]
         | None
     ) = None
+    paths: PathPatterns | None = None
+
+
+class WatchUpdateRequest(msgspec.Struct, forbid_unknown_fields=True):
+    paths: PathPatterns | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class RepositoryBody(msgspec.Struct):
@@ -138,6 +154,7 @@ class WatchSummary(msgspec.Struct):
     commit_sha: str | None
     retry_count: int
     created_at: datetime
+    paths: Annotated[list[str] | None, Meta(description="The watch's path filter; null: all")]
 
 
 class CircuitBreakerBody(msgspec.Struct):

@@ -26,6 +26,7 @@ from docora.api.models import (
     WatchDetail,
     WatchList,
     WatchSummary,
+    WatchUpdateRequest,
 )
 from docora.api.responses import errors
 from docora.crypto import watch_token_context
@@ -40,6 +41,7 @@ from docora.git.urls import (
 )
 from docora.ids import repository_id as make_repository_id
 from docora.jobs.operations import act_on_watch
+from docora.scan.filters import compile_filter
 from docora.store import changes, repositories, snapshots, watches
 from docora.store.apps import AppRow
 from docora.store.repositories import Repository
@@ -59,6 +61,15 @@ def _parse_request(ctx: ApiContext, data: RegisterRepositoryRequest) -> Reposito
     if data.branch is not None:
         check_branch(data.branch)
     return repo
+
+
+def stored_filter(paths: list[str] | None) -> watches.FilterColumns | None:
+    """The filter as the watch stores it; InvalidInput (422) for patterns that select
+    nothing (shapes and counts are checked by the request model: 400)."""
+    compiled = compile_filter(paths)
+    if compiled is None:
+        return None
+    return watches.FilterColumns(compiled.patterns, compiled.regexes, compiled.includes)
 
 
 def unreadable(exc: GitError) -> DocoraError:
@@ -113,6 +124,7 @@ def summary(watch: Watch, repo: Repository) -> WatchSummary:
         commit_sha=watch.commit_sha,
         retry_count=watch.retry_count,
         created_at=watch.created_at,
+        paths=watch.paths,
     )
 
 
@@ -147,6 +159,7 @@ class RepositoriesController(Controller):
     ) -> RepositoryBody:
         ctx: ApiContext = request.app.state.docora
         repo = _parse_request(ctx, data)
+        path_filter = stored_filter(data.paths)
         access = await _check_access(ctx, repo, data.branch, data.github_token)
         branch = access.head.branch
         repository_id = make_repository_id(repo.url, branch)
@@ -167,7 +180,11 @@ class RepositoriesController(Controller):
                 is_private=access.is_private,
             )
             await watches.reset_watch(
-                db, app_id=app.id, repository_id=repository_id, token_enc=token_enc
+                db,
+                app_id=app.id,
+                repository_id=repository_id,
+                token_enc=token_enc,
+                path_filter=path_filter,
             )
             await ctx.queue.sync_now(db, repository_id)
         return RepositoryBody(
@@ -344,3 +361,32 @@ class RepositoriesController(Controller):
             if not await act_on_watch(db, ctx.queue, "resync", app.id, repository_id):
                 raise NotFound(f"Repository {repository_id} is not watched by this app")
         return MessageBody(message="Delivered state forgotten; a full resend is queued")
+
+    @patch(
+        "/{repository_id:str}",
+        summary="Change the watch's path filter",
+        description="`paths`: 1-50 gitignore-style patterns read as includes, or null for "
+        "every file. A changed filter queues a sync that sends `create` for files that became "
+        "included and `delete` for files that became excluded, nothing else. An empty body "
+        "changes nothing.",
+        responses=errors(400, 401, 404, 422),
+    )
+    async def update_watch(
+        self,
+        request: Request,
+        data: JSONBody[WatchUpdateRequest],
+        app: NamedDependency[AppRow],
+        db: NamedDependency[AsyncConnection],
+        repository_id: str = RepositoryIdParam,
+    ) -> WatchSummary:
+        ctx: ApiContext = request.app.state.docora
+        watch, repo = await _existing_watch(db, app, repository_id)
+        if data.paths is msgspec.UNSET:
+            return summary(watch, repo)
+        path_filter = stored_filter(data.paths)
+        if (path_filter.paths if path_filter else None) != watch.paths:
+            async with db.transaction():
+                await watches.set_paths(db, app.id, repository_id, path_filter)
+                await ctx.queue.sync_now(db, repository_id)
+        watch, repo = await _existing_watch(db, app, repository_id)
+        return summary(watch, repo)

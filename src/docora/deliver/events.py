@@ -30,18 +30,27 @@ class WatchKey(msgspec.Struct, frozen=True):
     app_id: str
     repository_id: str
     generation: int
+    # The delivery's commit and the version of the watch's path filter: an event that
+    # happens again (a file deleted and re-added in a later commit, or excluded and
+    # included again by filters) is a new event, with a new id.
+    commit_sha: str = ""
+    paths_version: int = 0
+
+    def scope(self) -> str:
+        return (
+            f"{self.app_id}|{self.repository_id}|{self.generation}|"
+            f"{self.commit_sha}|{self.paths_version}"
+        )
 
 
 def delivery_id(watch: WatchKey, change: Change, index: int = 0) -> uuid.UUID:
     """The same request always gets the same id, across retries and worker crashes.
 
     The watch generation is part of it: after a reset, the full resend gets new ids, so a
-    receiver that de-duplicates on ids still takes it.
+    receiver that de-duplicates on ids still takes it; so are the commit and the filter's
+    version (WatchKey).
     """
-    name = (
-        f"{watch.app_id}|{watch.repository_id}|{watch.generation}|"
-        f"{change.event}|{change.path}|{change.sha}|{index}"
-    )
+    name = f"{watch.scope()}|{change.event}|{change.path}|{change.sha}|{index}"
     return uuid.uuid5(_NAMESPACE, name)
 
 
@@ -51,7 +60,7 @@ def batch_delivery_id(watch: WatchKey, changes: list[Change]) -> uuid.UUID:
     digest = hashlib.sha256()
     for change in changes:
         digest.update(f"{change.event}\0{change.path}\0{change.sha}\n".encode())
-    name = f"{watch.app_id}|{watch.repository_id}|{watch.generation}|batch|{digest.hexdigest()}"
+    name = f"{watch.scope()}|batch|{digest.hexdigest()}"
     return uuid.uuid5(_NAMESPACE, name)
 
 

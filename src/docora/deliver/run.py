@@ -90,6 +90,9 @@ class WatchDelivery:
     mirror: Path
     chunks: ChunkPolicy
     attempt: int
+    # The watch's path filter as Postgres evaluates it (scan/filters.py); None: every file.
+    path_regexes: list[str] | None = None
+    path_includes: list[bool] | None = None
 
     async def run(self) -> int:
         """Send every pending change: all deletes, then creates, then updates, each in path
@@ -255,6 +258,8 @@ class WatchDelivery:
                 repository_id=self.watch.repository_id,
                 after=after,
                 limit=PAGE_SIZE,
+                regexes=self.path_regexes,
+                includes=self.path_includes,
             )
 
     async def _send_chunks(self, change: Change, blobs: BlobReader) -> None:

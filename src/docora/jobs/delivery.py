@@ -144,7 +144,13 @@ async def _prepare(
             if app.delivery_mode == "batch"
             else None,
         ),
-        watch=WatchKey(app.id, repo.id, watch.generation),
+        watch=WatchKey(
+            app.id,
+            repo.id,
+            watch.generation,
+            commit_sha=commit,
+            paths_version=watch.paths_version,
+        ),
         repository=RepositoryRef(
             repository_id=repo.id, github_url=repo.url, owner=repo.owner, name=repo.name
         ),
@@ -155,6 +161,8 @@ async def _prepare(
             chunk_chars=settings.binary_chunk_size_bytes,
         ),
         attempt=attempt,
+        path_regexes=watch.path_regexes,
+        path_includes=watch.path_includes,
     )
 
 

@@ -33,7 +33,9 @@ class Change(msgspec.Struct, frozen=True):
 # planner cannot turn into a hash or merge join: those read the other side whole, again
 # for every page, and were what it chose on tables freshly filled by a sync, whose
 # statistics still said "nearly empty" (a 100k-file delivery slowed to a crawl). This
-# plan's cost follows the page, whatever the statistics say.
+# plan's cost follows the page, whatever the statistics say. The watch's path filter
+# (docora_path_included, migrations/0008) is applied outside the lookups, which stay bare
+# primary-key probes: inside them it tipped a planner with stale statistics into scanning.
 _PAGES: dict[str, str] = {
     "delete": """
 SELECT 'delete' AS event, d.path, d.sha, 0::bigint AS size, NULL::text AS blob_id,
@@ -43,7 +45,7 @@ LEFT JOIN LATERAL (SELECT 1 AS present FROM snapshot_files s
                    WHERE s.repository_id = d.repository_id AND s.path = d.path LIMIT 1) s
   ON true
 WHERE d.app_id = %(app_id)s AND d.repository_id = %(repository_id)s AND d.path > %(after)s
-  AND s.present IS NULL
+  AND (s.present IS NULL{delete_filter})
 ORDER BY d.path LIMIT %(limit)s
 """,
     "create": """
@@ -54,6 +56,7 @@ LEFT JOIN LATERAL (SELECT 1 AS present FROM delivered_files d
                      AND d.path = s.path LIMIT 1) d
   ON true
 WHERE s.repository_id = %(repository_id)s AND s.path > %(after)s AND d.present IS NULL
+{keep_filter}
 ORDER BY s.path LIMIT %(limit)s
 """,
     "update": """
@@ -64,9 +67,23 @@ JOIN LATERAL (SELECT d.sha FROM delivered_files d
                 AND d.path = s.path LIMIT 1) d
   ON true
 WHERE s.repository_id = %(repository_id)s AND s.path > %(after)s AND d.sha <> s.sha
+{keep_filter}
 ORDER BY s.path LIMIT %(limit)s
 """,
 }
+
+# A watch without a filter gets statements without the function at all: with it, even
+# short-circuited, a prepared (generic) plan priced the call into every row.
+_FILTERED = {
+    "delete_filter": " OR NOT docora_path_included(d.path, %(regexes)s, %(includes)s)",
+    "keep_filter": "  AND docora_path_included(s.path, %(regexes)s, %(includes)s)",
+}
+_UNFILTERED = {"delete_filter": "", "keep_filter": ""}
+
+
+def page_sql(event: str, *, filtered: bool) -> str:
+    return _PAGES[event].format_map(_FILTERED if filtered else _UNFILTERED)
+
 
 # Acknowledgements are recorded in batches, each batch by one statement in its own
 # transaction. It first locks the watch row at the expected generation (the order every
@@ -177,10 +194,21 @@ async def change_page(
     repository_id: str,
     after: str,
     limit: int,
+    regexes: list[str] | None = None,
+    includes: list[bool] | None = None,
 ) -> list[Change]:
-    params = {"app_id": app_id, "repository_id": repository_id, "after": after, "limit": limit}
+    """A page of one group's changes; `regexes` / `includes`: the watch's path filter."""
+    sql = page_sql(event, filtered=regexes is not None)
+    params = {
+        "app_id": app_id,
+        "repository_id": repository_id,
+        "after": after,
+        "limit": limit,
+        "regexes": regexes,
+        "includes": includes,
+    }
     async with conn.cursor(row_factory=class_row(Change)) as cur:
-        await cur.execute(_PAGES[event], params)
+        await cur.execute(sql, params)
         return await cur.fetchall()
 
 

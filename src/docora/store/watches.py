@@ -30,6 +30,11 @@ class Watch(msgspec.Struct, frozen=True):
     # Kept with the delivered state (migrations/0005): reading them is free.
     files_delivered: int
     pending_changes: int | None
+    # The watch's path filter (SPEC 11; scan/filters.py): None for every file.
+    paths: list[str] | None
+    path_regexes: list[str] | None
+    path_includes: list[bool] | None
+    paths_version: int  # bumped by each filter change (part of delivery ids)
 
 
 WATCH_COLUMNS = ", ".join(f"w.{f}" for f in Watch.__struct_fields__)
@@ -49,9 +54,11 @@ SELECT_APP_WATCH = _JOINED + "WHERE w.app_id = %s AND w.repository_id = %s"
 
 # A re-registration is a fresh start: new token, cleared errors, nothing delivered.
 UPSERT_WATCH = """
-INSERT INTO watches (app_id, repository_id, token_enc, pending_changes)
+INSERT INTO watches (app_id, repository_id, token_enc, pending_changes, paths, path_regexes,
+                     path_includes)
 VALUES (%(app_id)s, %(repository_id)s, %(token_enc)s,
-        (SELECT file_count FROM snapshots WHERE repository_id = %(repository_id)s))
+        (SELECT file_count FROM snapshots WHERE repository_id = %(repository_id)s),
+        %(paths)s, %(path_regexes)s, %(path_includes)s)
 ON CONFLICT (app_id, repository_id) DO UPDATE SET
     token_enc = EXCLUDED.token_enc,
     status = 'pending_snapshot',
@@ -64,26 +71,47 @@ ON CONFLICT (app_id, repository_id) DO UPDATE SET
     generation = watches.generation + 1,
     files_delivered = 0,
     pending_changes = EXCLUDED.pending_changes,
+    paths = EXCLUDED.paths,
+    path_regexes = EXCLUDED.path_regexes,
+    path_includes = EXCLUDED.path_includes,
     updated_at = now()
+"""
+
+# A new filter: the next sync hands the snapshot out again (a watch that is not `synced`
+# gets a delivery), which sends the creates and deletes the change implies.
+SET_PATHS = """
+UPDATE watches SET paths = %(paths)s, path_regexes = %(path_regexes)s,
+    path_includes = %(path_includes)s, paths_version = paths_version + 1,
+    next_check_at = now(), updated_at = now(),
+    status = CASE WHEN status = 'synced' THEN 'pending_snapshot' ELSE status END
+WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s
 """
 
 DELETE_DELIVERED_STATE = """
 DELETE FROM delivered_files WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s
 """
 
-# What the app lacks of the snapshot: creates + updates + deletes, which is
+# What the app lacks of the snapshot (the part its path filter includes): creates + updates
+# + deletes, which is
 #   files in the snapshot + files delivered - paths in both - paths in both at the same sha,
 # so one walk over the delivered files (each looked up in the snapshot by index, LATERAL ...
-# LIMIT 1 as in store/changes.py, whatever the statistics) and the snapshot's file count
-# give it. An initial delivery walks nothing. Run by the worker (a sync handing a snapshot
-# out, a delivery starting), never by a read.
+# LIMIT 1 as in store/changes.py, whatever the statistics; the filter is applied outside the
+# lookup, which must stay a bare primary-key probe) and the snapshot's file count give it.
+# An initial delivery walks nothing. Run by the worker (a sync handing a snapshot out, a
+# delivery starting), never by a read.
 REFRESH_PENDING = """
 UPDATE watches w SET pending_changes = (
-    SELECT s.file_count + count(*) - count(f.sha) - count(*) FILTER (WHERE f.sha = d.sha)
+    SELECT CASE WHEN w.path_regexes IS NULL THEN s.file_count
+                ELSE (SELECT count(*) FROM snapshot_files f
+                      WHERE f.repository_id = w.repository_id
+                        AND docora_path_included(f.path, w.path_regexes, w.path_includes))
+           END
+           + count(*) - count(f.sha) - count(*) FILTER (WHERE f.sha = d.sha)
     FROM delivered_files d
     LEFT JOIN LATERAL (SELECT f.sha FROM snapshot_files f
                        WHERE f.repository_id = d.repository_id AND f.path = d.path
-                       LIMIT 1) f ON true
+                       LIMIT 1) f
+      ON w.path_regexes IS NULL OR docora_path_included(d.path, w.path_regexes, w.path_includes)
     WHERE d.app_id = w.app_id AND d.repository_id = w.repository_id
 )
 FROM snapshots s
@@ -183,14 +211,47 @@ async def app_watch(
     return _split(row) if row else None
 
 
+class FilterColumns(msgspec.Struct, frozen=True):
+    """A path filter as stored: the patterns and their compiled forms (scan/filters.py)."""
+
+    paths: list[str]
+    path_regexes: list[str]
+    path_includes: list[bool]
+
+
+def _filter_params(path_filter: FilterColumns | None) -> dict:
+    if path_filter is None:
+        return {"paths": None, "path_regexes": None, "path_includes": None}
+    return msgspec.structs.asdict(path_filter)
+
+
 async def reset_watch(
-    conn: AsyncConnection, *, app_id: str, repository_id: str, token_enc: bytes | None
+    conn: AsyncConnection,
+    *,
+    app_id: str,
+    repository_id: str,
+    token_enc: bytes | None,
+    path_filter: FilterColumns | None = None,
 ) -> None:
     """Create the watch, or reset an existing one to a fresh full sync (one transaction)."""
-    params = {"app_id": app_id, "repository_id": repository_id, "token_enc": token_enc}
+    params = {
+        "app_id": app_id,
+        "repository_id": repository_id,
+        "token_enc": token_enc,
+        **_filter_params(path_filter),
+    }
     async with conn.transaction():
         await conn.execute(UPSERT_WATCH, params)
         await conn.execute(DELETE_DELIVERED_STATE, params)
+
+
+async def set_paths(
+    conn: AsyncConnection, app_id: str, repository_id: str, path_filter: FilterColumns | None
+) -> bool:
+    """Change the watch's filter; the caller queues the sync in the same transaction."""
+    params = {"app_id": app_id, "repository_id": repository_id, **_filter_params(path_filter)}
+    cur = await conn.execute(SET_PATHS, params)
+    return cur.rowcount > 0
 
 
 async def refresh_pending(conn: AsyncConnection, repository_id: str, app_ids: list[str]) -> None:
