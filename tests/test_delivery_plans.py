@@ -138,3 +138,21 @@ def test_delivery_and_scan_queries_read_by_index_on_fresh_tables(db):
     ).fetchone()[0]
     # 25,000 never sent + 2,500 at an old sha + 100 deleted since.
     assert pending == FILES // 2 + FILES // 20 + 100
+
+
+def test_manifest_pages_are_range_scans_at_100k_files(db):
+    app, repo = "app_" + "e" * 24, "repo_" + "f" * 24
+    insert_watch(db, app, repo)
+    db.execute("ANALYZE delivered_files")  # statistics from before the files arrive
+    db.execute(
+        "INSERT INTO delivered_files (app_id, repository_id, path, sha, size)"
+        " SELECT %s, %s, 'p/' || lpad(i::text, 6, '0'), md5(i::text), i"
+        " FROM generate_series(1, 100000) i",
+        (app, repo),
+    )
+    for after in ("", "p/050000", "p/099500"):
+        params = {"app_id": app, "repository_id": repo, "after": after, "limit": 1001}
+        plan, ms = plan_and_time(db, changes.DELIVERED_PAGE, params)
+        print(f"\nmanifest page after {after!r}: {ms:.1f} ms\n{plan}")
+        assert "Index Scan using delivered_files_pkey" in plan and "Sort" not in plan
+        assert ms < 100
