@@ -20,9 +20,19 @@ class ScriptedServer:
     bytes to write, or None to close the connection without answering. Counts
     connections and requests."""
 
-    def __init__(self, answer, *, close_after: bool = False, delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        answer,
+        *,
+        close_after: bool = False,
+        delay: float = 0.0,
+        per_connection: int | None = None,
+    ) -> None:
         self.answer = answer
         self.close_after = close_after
+        # Answer this many requests on a connection, then drop the next one unanswered
+        # (a server whose idle timeout closes kept connections as requests arrive).
+        self.per_connection = per_connection
         self.delay = delay
         self.connections = 0
         self.open_now = 0
@@ -42,6 +52,7 @@ class ScriptedServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        served = 0
         self.open_now += 1
         self.most_open = max(self.most_open, self.open_now)
         try:
@@ -56,8 +67,9 @@ class ScriptedServer:
                 if self.delay:
                     await asyncio.sleep(self.delay)
                 answer = self.answer(len(self.requests))
-                if answer is None:
+                if answer is None or served == self.per_connection:
                     break
+                served += 1
                 writer.write(answer)
                 await writer.drain()
                 if self.close_after:
@@ -129,6 +141,15 @@ async def test_a_reused_connection_dropped_before_answering_is_retried_once_on_a
         assert (await post(t, server.url)).status_code == 200
         await t.aclose()
     assert server.connections == 2 and len(server.requests) == 3
+
+
+async def test_when_every_kept_connection_was_dropped_the_retry_opens_a_new_one():
+    async with ScriptedServer(lambda n: OK, per_connection=1, delay=0.05) as server:
+        t = transport()
+        await asyncio.gather(post(t, server.url), post(t, server.url))  # two kept
+        assert (await post(t, server.url)).status_code == 200
+        await t.aclose()
+    assert server.connections == 3 and len(server.requests) == 4
 
 
 async def test_a_new_connection_dropped_before_answering_is_an_error():

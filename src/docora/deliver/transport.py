@@ -173,10 +173,13 @@ class WebhookTransport(httpx.AsyncBaseTransport):
         except TimeoutError:
             raise httpx.PoolTimeout("no free connection in time") from None
         try:
-            for _ in range(2):
-                connection, reused = self._take_idle(key), True
+            for fresh in (False, True):
+                # A second attempt (the kept connection was closed under us) always opens
+                # a new connection: the other kept ones may have been closed too.
+                connection = None if fresh else self._take_idle(key)
+                reused = connection is not None
                 if connection is None:
-                    connection, reused = await self._open(key, timeouts.get("connect")), False
+                    connection = await self._open(key, timeouts.get("connect"))
                 try:
                     response = await connection.exchange(payload, timeouts.get("read"))
                 except _StaleConnection:
@@ -189,7 +192,7 @@ class WebhookTransport(httpx.AsyncBaseTransport):
                     raise
                 self._put_idle(key, connection)
                 return response
-            raise httpx.RemoteProtocolError("the server closed the connection")  # unreachable
+            raise AssertionError("the second attempt is on a new connection, never reused")
         finally:
             self._slots.release()
 
