@@ -9,7 +9,7 @@ import msgspec
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
-from docora.store.sql import where
+from docora.store.sql import filtered_page
 
 
 class DeliveryRow(msgspec.Struct, frozen=True):
@@ -103,7 +103,4 @@ async def admin_delivery_page(
     conn: AsyncConnection, *, filters: dict[str, object], limit: int
 ) -> list[AdminDelivery]:
     """Newest first; `filters` holds ADMIN_FILTERS' names (None: not filtered)."""
-    sql = ADMIN_PAGE.replace("{conditions}", where(ADMIN_FILTERS, filters))
-    async with conn.cursor(row_factory=class_row(AdminDelivery)) as cur:
-        await cur.execute(sql, {**dict.fromkeys(ADMIN_FILTERS), **filters, "limit": limit})
-        return await cur.fetchall()
+    return await filtered_page(conn, AdminDelivery, ADMIN_PAGE, ADMIN_FILTERS, filters, limit)

@@ -6,9 +6,8 @@ from datetime import datetime
 
 import msgspec
 from psycopg import AsyncConnection
-from psycopg.rows import class_row
 
-from docora.store.sql import where
+from docora.store.sql import filtered_page
 
 JOB_STATUSES = ("todo", "doing", "succeeded", "failed", "cancelled", "aborted")
 
@@ -47,7 +46,4 @@ async def counts(conn: AsyncConnection) -> dict[str, int]:
 async def job_page(
     conn: AsyncConnection, *, filters: dict[str, object], limit: int
 ) -> list[JobRow]:
-    sql = PAGE.replace("{conditions}", where(FILTERS, filters))
-    async with conn.cursor(row_factory=class_row(JobRow)) as cur:
-        await cur.execute(sql, {**dict.fromkeys(FILTERS), **filters, "limit": limit})
-        return await cur.fetchall()
+    return await filtered_page(conn, JobRow, PAGE, FILTERS, filters, limit)

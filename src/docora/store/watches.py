@@ -12,7 +12,7 @@ from psycopg.rows import class_row
 from docora.store import repositories
 from docora.store.apps import like_pattern
 from docora.store.repositories import Repository
-from docora.store.sql import where
+from docora.store.sql import filtered
 
 
 class Watch(msgspec.Struct, frozen=True):
@@ -424,8 +424,7 @@ async def admin_watch_page(
         "search": search,
         "after": after,
     }
-    sql = ADMIN_WATCHES.replace("{conditions}", where(ADMIN_WATCH_FILTERS, given))
-    cur = await conn.execute(sql, params)
+    cur = await conn.execute(filtered(ADMIN_WATCHES, ADMIN_WATCH_FILTERS, given), params)
     page = []
     for row in await cur.fetchall():
         watch, repo = _split(row[: _WATCH_WIDTH + _REPOSITORY_WIDTH])
