@@ -14,9 +14,10 @@ import time
 import psycopg
 import pytest
 
-from docora.scan.filters import compile_filter, included
+from docora.scan.filters import compile_filter
 from docora.store import changes, scans, watches
 from tests.pg import insert_watch
+from tests.test_path_filters import included
 
 pytestmark = pytest.mark.slow
 
@@ -108,7 +109,7 @@ def test_delivery_and_scan_queries_read_by_index_on_fresh_tables(db):
     filtered = compile_filter(["src/**", "!src/f00001*"])
     statements["create page, filtered"] = (
         changes.page_sql("create", filtered=True),
-        {**keys, "after": "", "regexes": filtered.regexes, "includes": filtered.includes},
+        {**keys, "after": "", "regexes": filtered.path_regexes, "includes": filtered.path_includes},
     )
     statements["missing facts page"] = (
         scans.MISSING_FACTS,
@@ -125,7 +126,7 @@ def test_delivery_and_scan_queries_read_by_index_on_fresh_tables(db):
         assert ms < (1500 if name == "refresh pending" else 300), (name, ms)
     db.execute(
         "UPDATE watches SET path_regexes = %s, path_includes = %s",
-        (filtered.regexes, filtered.includes),
+        (filtered.path_regexes, filtered.path_includes),
     )
     plan, ms = plan_and_time(db, watches.REFRESH_PENDING, statements["refresh pending"][1])
     print(f"\nrefresh pending, filtered: {ms:.1f} ms\n{plan}")

@@ -8,7 +8,9 @@ import random
 import pytest
 
 from docora.errors import InvalidInput
-from docora.scan.filters import compile_filter, included
+from docora.scan.filters import compile_filter
+from docora.scan.ignore import ignore_matcher
+from docora.store.watches import FilterColumns
 
 SEGMENTS = ["docs", "drafts", "src", "a", "b.md", "x", "build", "README.md", "é", "deep"]
 PATTERN_POOL = [
@@ -35,6 +37,13 @@ PATTERN_POOL = [
 ]
 
 
+def included(path_filter: FilterColumns | None, path: str) -> bool:
+    """The decision the database must make, taken by pathspec as `.docoraignore`'s is."""
+    if path_filter is None:
+        return True
+    return ignore_matcher("\n".join(path_filter.paths))(path)
+
+
 def random_path(rnd: random.Random) -> str:
     return "/".join(rnd.choice(SEGMENTS) for _ in range(rnd.randint(1, 4)))
 
@@ -42,7 +51,7 @@ def random_path(rnd: random.Random) -> str:
 def sql_included(db, path_filter, path: str) -> bool:
     return db.execute(
         "SELECT docora_path_included(%s, %s, %s)",
-        (path, path_filter.regexes, path_filter.includes),
+        (path, path_filter.path_regexes, path_filter.path_includes),
     ).fetchone()[0]
 
 
@@ -55,7 +64,7 @@ def test_the_database_decides_as_pathspec_does(db):
         paths = [random_path(rnd) for _ in range(20)]
         rows = db.execute(
             "SELECT p, docora_path_included(p, %s, %s) FROM unnest(%s::text[]) p",
-            (path_filter.regexes, path_filter.includes, paths),
+            (path_filter.path_regexes, path_filter.path_includes, paths),
         ).fetchall()
         for path, decided in rows:
             assert decided == included(path_filter, path), (patterns, path)

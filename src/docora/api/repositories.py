@@ -63,15 +63,6 @@ def _parse_request(ctx: ApiContext, data: RegisterRepositoryRequest) -> Reposito
     return repo
 
 
-def stored_filter(paths: list[str] | None) -> watches.FilterColumns | None:
-    """The filter as the watch stores it; InvalidInput (422) for patterns that select
-    nothing (shapes and counts are checked by the request model: 400)."""
-    compiled = compile_filter(paths)
-    if compiled is None:
-        return None
-    return watches.FilterColumns(compiled.patterns, compiled.regexes, compiled.includes)
-
-
 def unreadable(exc: GitError) -> DocoraError:
     """What a client learns when git could not read a repository: the failure class, never
     the remote's own output (which could map an internal network)."""
@@ -159,7 +150,7 @@ class RepositoriesController(Controller):
     ) -> RepositoryBody:
         ctx: ApiContext = request.app.state.docora
         repo = _parse_request(ctx, data)
-        path_filter = stored_filter(data.paths)
+        path_filter = compile_filter(data.paths)
         access = await _check_access(ctx, repo, data.branch, data.github_token)
         branch = access.head.branch
         repository_id = make_repository_id(repo.url, branch)
@@ -383,7 +374,7 @@ class RepositoriesController(Controller):
         watch, repo = await _existing_watch(db, app, repository_id)
         if data.paths is msgspec.UNSET:
             return summary(watch, repo)
-        path_filter = stored_filter(data.paths)
+        path_filter = compile_filter(data.paths)
         if (path_filter.paths if path_filter else None) != watch.paths:
             async with db.transaction():
                 await watches.set_paths(db, app.id, repository_id, path_filter)

@@ -11,25 +11,20 @@ one that matches a directory above it; failing that, the file is not included.
 
 from __future__ import annotations
 
-import msgspec
 import pathspec
 
 from docora.errors import InvalidInput
+from docora.store.watches import FilterColumns
 
 MAX_PATTERNS = 50
 MAX_PATTERN_LENGTH = 1024
 _DIR_GROUP = "(?P<ps_d>"
 
 
-class PathFilter(msgspec.Struct, frozen=True):
-    patterns: list[str]
-    regexes: list[str]  # Postgres ARE, one per pattern
-    includes: list[bool]  # False for a negated (`!`) pattern
-
-
-def compile_filter(patterns: list[str] | None) -> PathFilter | None:
-    """None for "everything"; InvalidInput (422) for a list that is not 1-50 patterns, each
-    a non-empty string that selects something (a comment or a blank line does not)."""
+def compile_filter(patterns: list[str] | None) -> FilterColumns | None:
+    """The filter as a watch stores it (None: every file); InvalidInput (422) for a list that
+    is not 1-50 patterns, each a non-empty string that selects something (a comment or a
+    blank line does not)."""
     if patterns is None:
         return None
     if not 1 <= len(patterns) <= MAX_PATTERNS:
@@ -50,7 +45,7 @@ def compile_filter(patterns: list[str] | None) -> PathFilter | None:
             raise InvalidInput(f"paths: {text!r} selects nothing (a comment or blank pattern)")
         regexes.append(postgres_regex(pattern.regex.pattern))
         includes.append(bool(pattern.include))
-    return PathFilter(patterns=list(patterns), regexes=regexes, includes=includes)
+    return FilterColumns(paths=list(patterns), path_regexes=regexes, path_includes=includes)
 
 
 def postgres_regex(python_regex: str) -> str:
@@ -64,11 +59,3 @@ def postgres_regex(python_regex: str) -> str:
     if "(?P" in converted:  # pathspec changed how it writes regexes: refuse, do not guess
         raise InvalidInput("paths: this pattern cannot be evaluated by the database")
     return converted
-
-
-def included(path_filter: PathFilter | None, path: str) -> bool:
-    """The same decision in Python (tests compare the two)."""
-    if path_filter is None:
-        return True
-    spec = pathspec.GitIgnoreSpec.from_lines(path_filter.patterns)
-    return spec.match_file(path)
