@@ -52,7 +52,8 @@ async def deliver_watch(
             await _set(services, repo, watch, "scanning", watch_error=None, attempt=attempt)
             delivery = await _prepare(services, app, repo, watch, commit, attempt)
             async with services.pool.connection() as conn:
-                # Exact again at each start, whatever an older delivery did meanwhile.
+                # The one place pending_changes is counted: what this delivery will send,
+                # whatever an older delivery of the watch did before it.
                 await watches.refresh_pending(conn, repository_id, [app_id])
             sent = await delivery.run()
             log.info("delivered %d events to %s for %s", sent, app_id, repository_id)

@@ -250,7 +250,6 @@ class SyncRun:
             return
         async with self.services.pool.connection() as conn, conn.transaction():
             await watches.set_verified(conn, self.repo.id, readable, commit)
-            await watches.refresh_pending(conn, self.repo.id, readable)
             await watches.set_watch_status(
                 conn,
                 self.repo.id,

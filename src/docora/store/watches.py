@@ -97,8 +97,7 @@ DELETE FROM delivered_files WHERE app_id = %(app_id)s AND repository_id = %(repo
 # so one walk over the delivered files (each looked up in the snapshot by index, LATERAL ...
 # LIMIT 1 as in store/changes.py, whatever the statistics; the filter is applied outside the
 # lookup, which must stay a bare primary-key probe) and the snapshot's file count give it.
-# An initial delivery walks nothing. Run by the worker (a sync handing a snapshot out, a
-# delivery starting), never by a read.
+# An initial delivery walks nothing. Run by each delivery as it starts, never by a read.
 REFRESH_PENDING = """
 UPDATE watches w SET pending_changes = (
     SELECT CASE WHEN w.path_regexes IS NULL THEN s.file_count
