@@ -17,6 +17,7 @@ repository would be) with a new app, so every figure includes fetch, hashing and
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import platform
 import re
@@ -266,36 +267,22 @@ def initial_sync(
 
 
 def summarize(raw: Path, top: int = 25) -> None:
-    """Print where the worker's samples went: by package (inclusive) and by function (self)."""
-    by_function: dict[str, int] = {}
-    by_package: dict[str, int] = {}
-    samples = 0
+    """Print where the worker's samples went: by module (inclusive: a sample counts once for
+    every module on its stack) and by function (self: the frame that was running)."""
+    by_module: collections.Counter[str] = collections.Counter()
+    by_function: collections.Counter[str] = collections.Counter()
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        frames = stack.split(";")
-        n = int(count)
-        samples += n
-        leaf = frames[-1]
-        by_function[leaf] = by_function.get(leaf, 0) + n
-        seen = set()
-        for frame in frames:
-            where = frame.rpartition("(")[2]
-            package = (
-                where.split("/site-packages/")[-1].split("/")[0]
-                if "site-packages" in where
-                else (
-                    "docora." + where.split("/docora/")[-1].split("/")[0]
-                    if "/docora/" in where
-                    else where.split("/")[-1].split(".py")[0]
-                )
-            )
-            if package not in seen:
-                seen.add(package)
-                by_package[package] = by_package.get(package, 0) + n
+        frames = stack.split(";")  # "function (path/module.py:line)"
+        by_function[frames[-1]] += int(count)
+        modules = {frame.rpartition("(")[2].rpartition(":")[0] for frame in frames}
+        for module in modules:
+            by_module[module] += int(count)
+    samples = by_function.total()
     print(f"  profile {raw.name}: {samples} samples")
-    for name, n in sorted(by_package.items(), key=lambda kv: -kv[1])[:top]:
+    for name, n in by_module.most_common(top):
         print(f"    {100 * n / samples:5.1f}% incl  {name}")
-    for name, n in sorted(by_function.items(), key=lambda kv: -kv[1])[:top]:
+    for name, n in by_function.most_common(top):
         print(f"    {100 * n / samples:5.1f}% self  {name}")
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import ssl
 import time
 
@@ -243,8 +242,7 @@ class WebhookTransport(httpx.AsyncBaseTransport):
             for connection in idle:
                 connection.close()
         self._idle.clear()
-        with contextlib.suppress(Exception):
-            await asyncio.sleep(0)  # let the transports close
+        await asyncio.sleep(0)  # one loop turn: the transports close their sockets
 
 
 def _serialize(request: httpx.Request, body: bytes) -> bytes:
