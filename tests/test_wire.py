@@ -8,7 +8,7 @@ import pytest
 from docora.binary import is_binary
 from docora.deliver.batches import BatchPacker
 from docora.deliver.content import base64_text, chunk_count, raw_bytes_per_chunk
-from docora.deliver.events import WatchKey, batch_event, delivery_id, whole_file, whole_file_body
+from docora.deliver.events import WatchKey, batch_event, delivery_id, file_body, whole_file
 from docora.deliver.payloads import BatchBody, BatchCreate, RepositoryRef, encode, iso_timestamp
 from docora.deliver.signing import (
     docora_signature,
@@ -67,8 +67,12 @@ def change(event="create", binary=False, previous=None, path="dir/é.txt"):
 REPO = RepositoryRef("repo_x", "https://github.com/a/b", "a", "b")
 
 
+def single_body(c: Change, data: bytes) -> bytes:
+    return file_body(REPO, c, "c1", "T", whole_file(c, data))
+
+
 def test_body_key_order_and_encodings():
-    text = whole_file_body(REPO, change(), "c1", "T", "é!".encode())
+    text = single_body(change(), "é!".encode())
     assert (
         text
         == (
@@ -77,9 +81,9 @@ def test_body_key_order_and_encodings():
             '"size":3,"content":"é!"},"commit_sha":"c1","timestamp":"T"}'
         ).encode()
     )
-    binary = whole_file_body(REPO, change(binary=True), "c1", "T", b"\x00\x01")
+    binary = single_body(change(binary=True), b"\x00\x01")
     assert b'"content":"AAE=","content_encoding":"base64"}' in binary
-    update = whole_file_body(REPO, change("update", previous="cd" * 32), "c1", "T", b"x")
+    update = single_body(change("update", previous="cd" * 32), b"x")
     assert b'},"previous_sha":"' + b"cd" * 32 + b'","commit_sha":"c1"' in update
 
 

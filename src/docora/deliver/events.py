@@ -118,12 +118,6 @@ def file_body(
     )
 
 
-def whole_file_body(
-    repo: RepositoryRef, change: Change, commit_sha: str, timestamp: str, data: bytes
-) -> bytes:
-    return file_body(repo, change, commit_sha, timestamp, whole_file(change, data))
-
-
 def batch_event(change: Change, file: FileBody | None) -> bytes:
     """One event of a batch body; `file` is None for a delete."""
     if change.event == "delete":
