@@ -18,6 +18,7 @@ import psycopg
 from docora.config import load_settings
 from docora.db import embedded_postgres
 from docora.migrate import apply_migrations
+from docora.scan.filters import compile_filter
 from tests.admin import ADMIN_PASSWORD, ADMIN_USER, add_repository, add_watch
 from tests.browser import CHROMIUM_ARGS, chromium, live_api
 from tests.conftest import ADMIN_TOKEN
@@ -42,6 +43,7 @@ def populate(site: str, url: str) -> str:
                     "base_url": f"http://127.0.0.1:9/{name}",
                     "email": f"ops@{name}.example",
                     "client_auth_key": "signing-key-0123456789",
+                    "delivery_mode": "batch" if name == "docs-search" else "single",
                 },
             ).json()["app_id"]
             for name in ("handbook-site", "docs-search", "release-notes")
@@ -58,6 +60,13 @@ def populate(site: str, url: str) -> str:
             if i < 3:
                 add_watch(db, apps[1], rid, "failed" if i == 0 else "retrying", errors[i])
             add_watch(db, apps[2], rid, "synced" if i % 2 else "pending_snapshot")
+        # One watch with a path filter, as the API would store it.
+        docs_only = compile_filter(["docs/**", "!docs/drafts/**"])
+        db.execute(
+            "UPDATE watches SET paths = %s, path_regexes = %s, path_includes = %s"
+            " WHERE app_id = %s AND status = 'retrying'",
+            (docs_only.paths, docs_only.path_regexes, docs_only.path_includes, apps[1]),
+        )
         db.execute(
             "INSERT INTO deliveries (app_id, repository_id, delivery_id, event, path, status,"
             " status_code, latency_ms, error, created_at)"

@@ -8,7 +8,16 @@ import pytest
 from docora.admin.passwords import password_matches
 from docora.admin.sessions import cookie_is_secure
 from docora.api.app import create_app
-from tests.admin import ADMIN_PASSWORD, ADMIN_USER, console_settings, csrf_of, https_client, login
+from tests.admin import (
+    ADMIN_PASSWORD,
+    ADMIN_USER,
+    add_repository,
+    add_watch,
+    console_settings,
+    csrf_of,
+    https_client,
+    login,
+)
 from tests.conftest import onboard
 from tests.test_cli import docora
 
@@ -96,3 +105,17 @@ def test_hash_password_command_and_both_hash_forms(make_settings):
             )
             assert r.status_code == 303
             assert csrf_of(client.get("/admin/onboard").text)
+
+
+def test_the_app_page_shows_the_delivery_mode_and_each_watchs_paths(console, db):
+    app_id, headers = onboard(console, delivery_mode="batch")
+    rid = add_repository(db, "filtered")
+    add_watch(db, app_id, rid, "retrying", "delivery failed: HTTP 503")
+    answer = console.patch(
+        f"/api/repositories/{rid}", json={"paths": ["docs/**", "!docs/drafts/**"]}, headers=headers
+    )
+    assert answer.status_code == 200, answer.text
+    login(console)
+    page = console.get(f"/admin/apps/{app_id}").text
+    assert "batch, concurrency 1" in page
+    assert "docs/**, !docs/drafts/**" in page
