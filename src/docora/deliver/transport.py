@@ -1,8 +1,8 @@
 """An httpx transport for webhooks: HTTP/1.1 over asyncio protocols, parsed by httptools.
 
-httpx's own transport (httpcore on anyio, h11 in pure Python) cost about 0.45 ms of CPU per
-request in the worker, more than everything else a delivery does (bench/throughput.py with
---profile). A webhook POST needs a small part of HTTP: one request written at once, a
+httpx's own transport (httpcore on anyio, h11 in pure Python) cost 0.4-0.7 ms of CPU per
+request, more than everything else a delivery does, and more with more requests in flight
+(bench/transport_loop.py; bench/throughput.py --profile). A webhook POST needs a small part of HTTP: one request written at once, a
 status and headers back, keep-alive. This transport does that part, behind httpx's
 `AsyncBaseTransport`, so callers keep httpx's request and response types:
 
