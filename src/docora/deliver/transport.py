@@ -2,9 +2,10 @@
 
 httpx's own transport (httpcore on anyio, h11 in pure Python) cost 0.4-0.7 ms of CPU per
 request, more than everything else a delivery does, and more with more requests in flight
-(bench/transport_loop.py; bench/throughput.py --profile). A webhook POST needs a small part of HTTP: one request written at once, a
-status and headers back, keep-alive. This transport does that part, behind httpx's
-`AsyncBaseTransport`, so callers keep httpx's request and response types:
+(bench/transport_loop.py; bench/throughput.py --profile). A webhook POST needs a small part
+of HTTP: one request written at once, a status and headers back, keep-alive. This transport
+does that part, behind httpx's `AsyncBaseTransport`, so callers keep httpx's request and
+response types:
 
 - connections are opened to an address that passed the SSRF rules at that moment (the
   name is resolved and checked once per connection, and the socket goes to a checked
