@@ -5,7 +5,7 @@
 Each request is what a delivery sends: a ~5 KB body, signed (both signatures), POSTed to the
 Node receiver (bench/receiver.js --verify: it parses the body and checks the signature),
 answered 200, over keep-alive connections. Prints requests/s and the process' CPU per
-request at concurrency 1 and 8, for `WebhookTransport` and for `httpx.AsyncHTTPTransport`.
+request at concurrency 1 and 8, for `PinnedTransport` and for `httpx.AsyncHTTPTransport`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.harness import KEY, free_port, wait_http  # noqa: E402
 from docora.deliver.signing import signed_headers  # noqa: E402
-from docora.deliver.transport import WebhookTransport  # noqa: E402
+from docora.transport import PinnedTransport  # noqa: E402
 
 BODY = b'{"repository":{"repository_id":"r"},"file":{"path":"a","content":"' + b"x" * 5000 + b'"}}'
 
@@ -70,7 +70,7 @@ def main() -> None:
         wait_http(f"http://127.0.0.1:{port}/_stats")
         url = f"http://127.0.0.1:{port}/hooks/create"
         transports = {
-            "docora WebhookTransport": lambda: WebhookTransport(allow_private=True),
+            "docora PinnedTransport": lambda: PinnedTransport(allow_private=True),
             "httpx AsyncHTTPTransport": lambda: httpx.AsyncHTTPTransport(),
         }
         for name, make in transports.items():

@@ -1,10 +1,13 @@
-"""A local git smart-HTTP server (`git http-backend` as CGI) with optional basic auth."""
+"""A local git smart-HTTP server (`git http-backend` as CGI) with optional basic auth, and
+switches for the answers a hosted server may give instead: protocol v0 only, dumb HTTP
+(static files), a redirect, no answer at all."""
 
 from __future__ import annotations
 
 import base64
 import os
 import subprocess
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -50,10 +53,22 @@ class _Handler(NoDelayHandler):
 
     def _serve(self) -> None:
         body = self._read_body()
+        self.server.requests += 1
         if not self._authorized():
             self._send("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="git"')], b"")
             return
         url = urlsplit(self.path)
+        mode = self.server.mode
+        if mode == "hang":
+            self.server.release.wait(30)
+            return
+        if mode == "redirect":
+            location = f"http://127.0.0.1:{self.server.server_port}/elsewhere{self.path}"
+            self._send("301 Moved Permanently", [("Location", location)], b"")
+            return
+        if mode == "dumb":
+            self._serve_file(url.path)
+            return
         env = {
             "PATH": os.environ["PATH"],
             "GIT_PROJECT_ROOT": str(self.server.root),
@@ -68,7 +83,7 @@ class _Handler(NoDelayHandler):
             "GIT_CONFIG_NOSYSTEM": "1",
             "GIT_CONFIG_GLOBAL": os.devnull,
         }
-        if self.headers.get("Git-Protocol"):
+        if self.headers.get("Git-Protocol") and mode != "v0":
             env["HTTP_GIT_PROTOCOL"] = self.headers["Git-Protocol"]
         if self.headers.get("Content-Encoding"):
             env["HTTP_CONTENT_ENCODING"] = self.headers["Content-Encoding"]
@@ -85,13 +100,35 @@ class _Handler(NoDelayHandler):
                 headers.append((key, value.strip()))
         self._send(status, headers, payload)
 
+    def _serve_file(self, path: str) -> None:
+        # Dumb HTTP: the repository's files as they are (after `git update-server-info`).
+        target = (self.server.root / path.lstrip("/")).resolve()
+        if self.server.root.resolve() not in target.parents or not target.is_file():
+            self._send("404 Not Found", [], b"")
+            return
+        self._send("200 OK", [("Content-Type", "text/plain")], target.read_bytes())
+
 
 class GitHttpServer(BackgroundServer):
-    def __init__(self, root: Path, passwords: set[str] | None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        root: Path,
+        passwords: set[str] | None,
+        host: str = "127.0.0.1",
+        mode: str = "smart",
+    ) -> None:
         super().__init__(_Handler, host=host)
         self.root = root
         self.password_for = passwords
         self.seen_passwords: list[str] = []
+        # smart (protocol v2 when asked), v0, dumb, redirect or hang.
+        self.mode = mode
+        self.requests = 0
+        self.release = threading.Event()
+
+    def __exit__(self, *exc) -> None:
+        self.release.set()
+        super().__exit__(*exc)
 
     def url_for(self, repo_dir: Path) -> str:
         relative = repo_dir.relative_to(self.root)

@@ -1,4 +1,4 @@
-"""The webhook transport (deliver/transport.py) against scripted loopback HTTP servers:
+"""The webhook transport (transport.py) against scripted loopback HTTP servers:
 keep-alive, connections the server drops, answer framings, limits and timeouts."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import contextlib
 import httpx
 import pytest
 
-from docora.deliver.transport import MAX_KEPT_BODY, WebhookTransport
 from docora.net import RefusedAddress
+from docora.transport import MAX_KEPT_BODY, PinnedTransport
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -81,11 +81,11 @@ class ScriptedServer:
             writer.close()
 
 
-def transport(**options) -> WebhookTransport:
-    return WebhookTransport(allow_private=True, **options)
+def transport(**options) -> PinnedTransport:
+    return PinnedTransport(allow_private=True, **options)
 
 
-async def post(t: WebhookTransport, url: str, body: bytes = b"{}", timeout: float = 5.0):
+async def post(t: PinnedTransport, url: str, body: bytes = b"{}", timeout: float = 5.0):
     request = httpx.Request(
         "POST",
         url,
@@ -258,7 +258,7 @@ async def test_refused_addresses_and_schemes():
     async def loopback(host, port):
         return ["127.0.0.1"]
 
-    t = WebhookTransport(allow_private=False, resolver=loopback)
+    t = PinnedTransport(allow_private=False, resolver=loopback)
     with pytest.raises(RefusedAddress):
         await post(t, "http://hooks.example.test/x")
     with pytest.raises(httpx.UnsupportedProtocol):

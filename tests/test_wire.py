@@ -17,7 +17,7 @@ from docora.deliver.signing import (
     standard_webhooks_signature,
 )
 from docora.git.command import GitErrorKind, classify, git_environment, redact
-from docora.git.remote import parse_ls_remote
+from docora.git.refs import choose_head, parse_ls_remote
 from docora.jobs.app import interval_cron
 from docora.jobs.retry import DoublingRetry
 from docora.scan.ignore import ignore_matcher
@@ -174,10 +174,10 @@ def test_retry_delays_double():
 
 def test_ls_remote_parsing():
     out = "ref: refs/heads/trunk\tHEAD\nabc\tHEAD\n"
-    assert parse_ls_remote(out, None).branch == "trunk"
-    assert parse_ls_remote(out, None).commit_sha == "abc"
-    assert parse_ls_remote("def\trefs/heads/dev\n", "dev").commit_sha == "def"
-    assert parse_ls_remote("", None).commit_sha is None
+    assert choose_head(parse_ls_remote(out), None).branch == "trunk"
+    assert choose_head(parse_ls_remote(out), None).commit_sha == "abc"
+    assert choose_head(parse_ls_remote("def\trefs/heads/dev\n"), "dev").commit_sha == "def"
+    assert choose_head(parse_ls_remote(""), None).commit_sha is None
 
 
 def test_git_errors_are_classified_and_redacted():

@@ -20,6 +20,7 @@ from docora.config import Settings
 from docora.crypto import SecretBox
 from docora.db import open_pool
 from docora.deliver.client import WebhookSender
+from docora.git.smart_http import SmartHttpRefs
 from docora.jobs.app import build_job_app
 from docora.jobs.connector import PatientConnector
 from docora.jobs.presence import reap_gone_workers
@@ -62,6 +63,7 @@ async def run_worker(
             resolver=resolver,
         ),
         resolver=resolver,
+        refs=SmartHttpRefs(allow_local=settings.allow_local_repositories, resolver=resolver),
     )
     jobs = build_job_app(settings, services)
     await jobs.open_async(pool)
@@ -80,6 +82,8 @@ async def run_worker(
             await reaper
         await jobs.close_async()
         await services.sender.aclose()
+        if services.refs is not None:
+            await services.refs.aclose()
         await pool.close()
 
 

@@ -37,6 +37,7 @@ from docora.config import Settings
 from docora.console.routes import TEMPLATES, ConsoleController, static_files
 from docora.crypto import SecretBox
 from docora.db import open_pool
+from docora.git.smart_http import SmartHttpRefs
 from docora.jobs.app import build_job_app
 from docora.jobs.queue import JobQueue
 from docora.net import Resolver, system_resolver
@@ -107,9 +108,11 @@ def create_app(settings: Settings, *, resolver: Resolver = system_resolver) -> L
         jobs = build_job_app(settings)
         await jobs.open_async(ctx.pool)
         ctx.queue = JobQueue(jobs)
+        ctx.refs = SmartHttpRefs(allow_local=settings.allow_local_repositories, resolver=resolver)
         try:
             yield
         finally:
+            await ctx.refs.aclose()
             await jobs.close_async()
             await ctx.pool.close()
 

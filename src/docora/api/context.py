@@ -14,6 +14,7 @@ from docora.admin.sessions import LOGINS_PER_MINUTE
 from docora.api.ratelimit import RateLimiter, VerifiedCredentials
 from docora.config import Settings
 from docora.crypto import SecretBox
+from docora.git.smart_http import SmartHttpRefs
 from docora.jobs.queue import JobQueue
 from docora.metrics import HttpMetrics
 from docora.net import Resolver, system_resolver
@@ -34,6 +35,8 @@ class ApiContext:
     http_metrics: HttpMetrics = field(default_factory=HttpMetrics)
     pool: AsyncConnectionPool | None = None
     queue: JobQueue | None = None
+    # Smart-HTTP ref reads kept alive between registrations (git/smart_http.py).
+    refs: SmartHttpRefs | None = None
 
 
 async def provide_connection(request: Request) -> AsyncIterator[AsyncConnection]:

@@ -82,6 +82,7 @@ async def _check_access(
             allow_local=ctx.settings.allow_local_repositories,
             timeout_ms=ctx.settings.git_timeout_ms,
             resolver=ctx.resolver,
+            refs=ctx.refs,
         )
     except GitError as exc:
         raise unreadable(exc) from None
@@ -258,6 +259,7 @@ class RepositoriesController(Controller):
                 allow_local=ctx.settings.allow_local_repositories,
                 timeout_ms=ctx.settings.git_timeout_ms,
                 resolver=ctx.resolver,
+                refs=ctx.refs,
             )
         except GitError as exc:
             raise InvalidInput(

@@ -1,5 +1,5 @@
 """POSTing signed events: keep-alive, no redirects, bounded time, and every connection made
-to an address that passed the SSRF rules at that very moment (deliver/transport.py)."""
+to an address that passed the SSRF rules at that very moment (transport.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import time
 import httpx
 import msgspec
 
-from docora.deliver.transport import WebhookTransport
 from docora.net import RefusedAddress, Resolver, system_resolver
+from docora.transport import PinnedTransport
 
 
 @functools.lru_cache(maxsize=4096)
@@ -39,7 +39,7 @@ class WebhookSender:
         resolver: Resolver = system_resolver,
         max_connections: int = 256,
     ) -> None:
-        self._transport = WebhookTransport(
+        self._transport = PinnedTransport(
             resolver=resolver, allow_private=allow_private, max_connections=max_connections
         )
         seconds = timeout_ms / 1000

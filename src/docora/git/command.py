@@ -107,9 +107,17 @@ def redact(text: str, secrets: Sequence[str] = ()) -> str:
     return "; ".join(lines)[:500]
 
 
-def _basic_auth_header(username: str, password: str) -> str:
+def authorization(url: str, token: str) -> str:
+    """The `Authorization` value git sends for `token` to the host of `url` (Basic).
+
+    GitHub tokens never contain ':'; elsewhere `user:password` is basic credentials, and a
+    bare token goes as the password of the user name that host expects."""
+    host = urlsplit(url).hostname or ""
+    username, sep, password = token.partition(":")
+    if not sep or on_domain(host, "github.com"):
+        username, password = _username_for(host), token
     pair = base64.b64encode(f"{username}:{password}".encode()).decode()
-    return f"Authorization: Basic {pair}"
+    return f"Basic {pair}"
 
 
 def _username_for(host: str) -> str:
@@ -162,14 +170,9 @@ def git_environment(
     config.extend(("http.curloptResolve", entry) for entry in pinned)
     if token:
         parts = urlsplit(url)
-        host = parts.hostname or ""
-        username, sep, password = token.partition(":")
-        # GitHub tokens never contain ':'; elsewhere `user:password` is basic credentials.
-        if not sep or on_domain(host, "github.com"):
-            username, password = _username_for(host), token
         # Scoped to the repository's origin: a redirect elsewhere never carries the token.
         scope = f"{parts.scheme}://{parts.netloc}/"
-        config.append((f"http.{scope}.extraHeader", _basic_auth_header(username, password)))
+        config.append((f"http.{scope}.extraHeader", f"Authorization: {authorization(url, token)}"))
     env["GIT_CONFIG_COUNT"] = str(len(config))
     for index, (key, value) in enumerate(config):
         env[f"GIT_CONFIG_KEY_{index}"] = key

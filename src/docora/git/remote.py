@@ -3,35 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import msgspec
 
-from docora.git.command import GitError, GitErrorKind, run_git_async
+from docora.git.command import GitError, run_git_async
 from docora.git.hosts import remote_environment
+from docora.git.refs import ProtocolError, RefListing, RemoteHead, choose_head, parse_ls_remote
+from docora.git.smart_http import SmartHttpRefs, ls_remote_patterns
 from docora.net import Resolver, system_resolver
 
-FALLBACK_BRANCH = "main"
+log = logging.getLogger(__name__)
 
-
-class RemoteHead(msgspec.Struct, frozen=True):
-    branch: str
-    # None when the branch has no commits yet (an empty repository).
-    commit_sha: str | None
-
-
-def parse_ls_remote(output: str, branch: str | None) -> RemoteHead:
-    default_branch: str | None = None
-    tips: dict[str, str] = {}
-    for line in output.splitlines():
-        left, _, ref = line.partition("\t")
-        if left.startswith("ref: ") and ref == "HEAD":
-            default_branch = left[5:].removeprefix("refs/heads/")
-        elif ref.startswith("refs/heads/"):
-            tips[ref.removeprefix("refs/heads/")] = left
-        elif ref == "HEAD" and default_branch is not None:
-            tips.setdefault(default_branch, left)
-    chosen = branch or default_branch or FALLBACK_BRANCH
-    return RemoteHead(branch=chosen, commit_sha=tips.get(chosen))
+__all__ = ["AccessCheck", "RemoteHead", "check_access", "read_remote_head"]
 
 
 async def read_remote_head(
@@ -42,28 +26,50 @@ async def read_remote_head(
     allow_local: bool,
     timeout_ms: int,
     resolver: Resolver = system_resolver,
+    refs: SmartHttpRefs | None = None,
 ) -> RemoteHead:
-    """One `git ls-remote`: the tracked branch (given, or the remote's default) and its tip.
+    """The tracked branch (given, or the remote's default) and its tip: read in-process
+    over smart HTTP when `refs` is given and the remote is http(s), else (and whenever the
+    in-process reader does not understand the answer) with one `git ls-remote`.
 
     Raises GitError(NOT_FOUND) when a named branch does not exist in a non-empty repository.
     """
-    patterns = ["HEAD", f"refs/heads/{branch}"] if branch else ["HEAD"]
+    listing = None
+    if refs is not None and refs.speaks(url):
+        try:
+            listing = await refs.list_refs(url, branch=branch, token=token, timeout_ms=timeout_ms)
+        except ProtocolError as exc:
+            log.debug("smart-HTTP refs of %s not understood (%s); asking git", url, exc)
+    if listing is None:
+        listing = await ls_remote(
+            url,
+            branch=branch,
+            token=token,
+            allow_local=allow_local,
+            timeout_ms=timeout_ms,
+            resolver=resolver,
+        )
+    return choose_head(listing, branch)
+
+
+async def ls_remote(
+    url: str,
+    *,
+    branch: str | None,
+    token: str | None,
+    allow_local: bool,
+    timeout_ms: int,
+    resolver: Resolver = system_resolver,
+) -> RefListing:
+    """`git ls-remote --symref` for HEAD and the branch."""
     env = await remote_environment(url, token=token, allow_local=allow_local, resolver=resolver)
     out = await run_git_async(
-        ["ls-remote", "--symref", "--", url, *patterns],
+        ["ls-remote", "--symref", "--", url, *ls_remote_patterns(branch)],
         env=env,
         timeout_ms=timeout_ms,
         secrets=[token] if token else [],
     )
-    head = parse_ls_remote(out, branch)
-    if branch and head.commit_sha is None and out.strip():
-        raise GitError(GitErrorKind.NOT_FOUND, f"branch {branch!r} does not exist")
-    if not branch and head.commit_sha is None and out.strip():
-        raise GitError(
-            GitErrorKind.NOT_FOUND,
-            "the remote does not advertise its default branch; register with an explicit branch",
-        )
-    return head
+    return parse_ls_remote(out)
 
 
 class AccessCheck(msgspec.Struct, frozen=True):
@@ -79,6 +85,7 @@ async def check_access(
     allow_local: bool,
     timeout_ms: int,
     resolver: Resolver = system_resolver,
+    refs: SmartHttpRefs | None = None,
 ) -> AccessCheck:
     """Can this token (or anyone, without one) read the repository, and is a token needed?
 
@@ -89,6 +96,7 @@ async def check_access(
         "allow_local": allow_local,
         "timeout_ms": timeout_ms,
         "resolver": resolver,
+        "refs": refs,
     }
     if token is None:
         return AccessCheck(await read_remote_head(url, token=None, **common), is_private=False)

@@ -11,6 +11,7 @@ from docora.config import Settings
 from docora.crypto import SecretBox
 from docora.deliver.client import WebhookSender
 from docora.git.mirror import mirror_path
+from docora.git.smart_http import SmartHttpRefs
 from docora.net import Resolver, system_resolver
 from docora.store.repositories import Repository
 
@@ -22,6 +23,8 @@ class Services:
     box: SecretBox
     sender: WebhookSender
     resolver: Resolver = system_resolver
+    # In-process smart-HTTP ref reads (git/smart_http.py); None: git ls-remote for all.
+    refs: SmartHttpRefs | None = None
 
     def mirror_for(self, repo: Repository) -> Path:
         return mirror_path(

@@ -159,6 +159,7 @@ class SyncRun:
             allow_local=self.settings.allow_local_repositories,
             timeout_ms=self.settings.git_timeout_ms,
             resolver=self.services.resolver,
+            refs=self.services.refs,
         )
 
     async def _first_readable_head(self) -> tuple[str | None, RemoteHead]:

@@ -1,4 +1,5 @@
-"""An httpx transport for webhooks: HTTP/1.1 over asyncio protocols, parsed by httptools.
+"""An httpx transport on asyncio protocols, parsed by httptools, that connects only to
+addresses the SSRF rules allow: webhooks (deliver/) and smart-HTTP ref reads (git/).
 
 httpx's own transport (httpcore on anyio, h11 in pure Python) cost 0.4-0.7 ms of CPU per
 request, more than everything else a delivery does, and more with more requests in flight
@@ -17,8 +18,9 @@ response types:
 - redirects are answers like any other (never followed); timeouts come from the request's
   `timeout` extension as in httpx (connect, read, write, pool) and raise httpx's
   exceptions;
-- an answer's body is kept up to MAX_KEPT_BODY bytes (a webhook's answer is read for its
-  status); the rest is read and dropped, so a large answer costs no memory.
+- an answer's body is kept up to `max_body` bytes (MAX_KEPT_BODY for webhooks, whose
+  answer is read for its status); the rest is read and dropped, so a large answer costs
+  no memory, and the response's `truncated` extension says that it happened.
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ class _StaleConnection(Exception):
 class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection and the answer being read on it."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_body: int = MAX_KEPT_BODY) -> None:
         self.transport: asyncio.Transport | None = None
+        self._max_body = max_body
+        self._truncated = False
         self.closed = False
         self.idle_since = 0.0
         self._parser = httptools.HttpResponseParser(self)
@@ -92,7 +96,9 @@ class _Connection(asyncio.Protocol):
         self._headers_done = True
 
     def on_body(self, body: bytes) -> None:
-        room = MAX_KEPT_BODY - len(self._body)
+        room = self._max_body - len(self._body)
+        if room < len(body):
+            self._truncated = True
         if room > 0:
             self._body += body[:room]
 
@@ -118,7 +124,7 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self._waiter = asyncio.get_running_loop().create_future()
         self._headers, self._body = [], bytearray()
-        self._headers_done = self._received = False
+        self._headers_done = self._received = self._truncated = False
         self.transport.write(request)
         try:
             async with asyncio.timeout(read_timeout):
@@ -133,7 +139,7 @@ class _Connection(asyncio.Protocol):
             self._parser.get_status_code(),
             headers=self._headers,
             stream=httpx.ByteStream(bytes(self._body)),
-            extensions={"http_version": b"HTTP/1.1"},
+            extensions={"http_version": b"HTTP/1.1", "truncated": self._truncated},
         )
 
     def close(self) -> None:
@@ -142,7 +148,7 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
-class WebhookTransport(httpx.AsyncBaseTransport):
+class PinnedTransport(httpx.AsyncBaseTransport):
     def __init__(
         self,
         *,
@@ -151,7 +157,10 @@ class WebhookTransport(httpx.AsyncBaseTransport):
         ssl_context: ssl.SSLContext | None = None,
         max_connections: int = 256,
         keepalive_expiry: float = 5.0,
+        max_body: int = MAX_KEPT_BODY,
+        what: str = "base_url",
     ) -> None:
+        """`what` names the setting a refused address came from in its message."""
         self._resolver = resolver
         self._allow_private = allow_private
         self._ssl = ssl_context or httpx.create_ssl_context()
@@ -159,12 +168,14 @@ class WebhookTransport(httpx.AsyncBaseTransport):
         self._max_idle = max_connections
         self._keepalive_expiry = keepalive_expiry
         self._idle: dict[tuple[str, str, int], collections.deque[_Connection]] = {}
+        self._max_body = max_body
+        self._what = what
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeouts = request.extensions.get("timeout", {})
         url = request.url
         if url.scheme not in DEFAULT_PORTS:
-            raise httpx.UnsupportedProtocol(f"webhooks go over http(s), not {url.scheme!r}")
+            raise httpx.UnsupportedProtocol(f"only http(s) is spoken, not {url.scheme!r}")
         key = (url.scheme, url.host, url.port or DEFAULT_PORTS[url.scheme])
         payload = _serialize(request, await request.aread())
         try:
@@ -220,7 +231,11 @@ class WebhookTransport(httpx.AsyncBaseTransport):
     async def _open(self, key, connect_timeout: float | None) -> _Connection:
         scheme, host, port = key
         addresses = await checked_addresses(
-            host, port, allow_private=self._allow_private, resolver=self._resolver, what="base_url"
+            host,
+            port,
+            allow_private=self._allow_private,
+            resolver=self._resolver,
+            what=self._what,
         )
         loop = asyncio.get_running_loop()
         tls = {"ssl": self._ssl, "server_hostname": host} if scheme == "https" else {}
@@ -229,7 +244,7 @@ class WebhookTransport(httpx.AsyncBaseTransport):
             try:
                 async with asyncio.timeout(connect_timeout):
                     _, connection = await loop.create_connection(
-                        _Connection, address.split("%", 1)[0], port, **tls
+                        lambda: _Connection(self._max_body), address.split("%", 1)[0], port, **tls
                     )
                 return connection
             except TimeoutError:
