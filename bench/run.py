@@ -278,22 +278,20 @@ def scheduler_tick(s: Stack, watches: int) -> None:
     s.sql("ANALYZE watches")
     import psycopg
 
-    from docora.store.watches import CLAIM_DUE_REPOSITORIES
+    from docora.store.checks import CLAIM_DUE
 
     with psycopg.connect(s.database_url, autocommit=True) as conn:
         times = []
         for _ in range(50):
             started = time.perf_counter()
             with conn.transaction():
-                conn.execute(CLAIM_DUE_REPOSITORIES, {"rescan": 300000, "limit": 1000}).fetchall()
+                conn.execute(CLAIM_DUE, {"lease": 300000, "limit": 1000}).fetchall()
             times.append((time.perf_counter() - started) * 1000)
-        plan = conn.execute(
-            "EXPLAIN " + CLAIM_DUE_REPOSITORIES, {"rescan": 300000, "limit": 1000}
-        ).fetchall()
+        plan = conn.execute("EXPLAIN " + CLAIM_DUE, {"lease": 300000, "limit": 1000}).fetchall()
     uses_index = any("watches_next_check_at_idx" in line[0] for line in plan)
     total = s.sql("SELECT count(*) FROM watches")[0][0]
     row(
-        f"scheduler tick, {total:,} watches, none due (median of 50)",
+        f"rescan claim, {total:,} watches, none due (median of 50)",
         f"{statistics.median(times):.2f} ms (index scan: {uses_index})",
         "<= 50 ms",
     )

@@ -8,6 +8,7 @@ import base64
 import os
 import subprocess
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -54,6 +55,11 @@ class _Handler(NoDelayHandler):
     def _serve(self) -> None:
         body = self._read_body()
         self.server.requests += 1
+        self.server.seen.append(
+            (self.command, urlsplit(self.path).path, self.headers["User-Agent"])
+        )
+        if self.server.delay:
+            time.sleep(self.server.delay)
         if not self._authorized():
             self._send("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="git"')], b"")
             return
@@ -124,6 +130,8 @@ class GitHttpServer(BackgroundServer):
         # smart (protocol v2 when asked), v0, dumb, redirect or hang.
         self.mode = mode
         self.requests = 0
+        self.seen: list[tuple[str, str, str]] = []  # (method, path, User-Agent)
+        self.delay = 0.0  # seconds before each answer
         self.release = threading.Event()
 
     def __exit__(self, *exc) -> None:

@@ -12,6 +12,7 @@ PROJECT_TABLES = (
     "operations",
     "admin_sessions",
     "delivery_totals",
+    "rescan_totals",
     "deliveries",
     "delivered_files",
     "snapshot_skipped",

@@ -90,7 +90,13 @@ def test_a_console_session_needs_its_csrf_token_to_change_anything(admin_client)
 
 def test_overview_counts_everything(admin_client, db):
     populate(admin_client, db)
+    db.execute("UPDATE watches SET next_check_at = now() + interval '1 minute'")
+    db.execute(
+        "UPDATE watches SET next_check_at = now() - interval '90 seconds' WHERE repository_id = "
+        "(SELECT min(repository_id) FROM watches)"
+    )
     body = admin_client.get("/api/admin/overview", headers=ADMIN).json()
+    assert 89 <= body["rescan_lag_seconds"] <= 120  # the oldest due check's wait
     assert body["apps"] == 3 and body["repositories"] == 4
     assert body["watches"] == {
         "pending_snapshot": 1,

@@ -26,6 +26,8 @@ API_NAMES = {
     "docora_deliveries",
     "docora_http_requests",
     "docora_http_request_duration_seconds",
+    "docora_rescan_lag_seconds",
+    "docora_rescans",
 }
 WORKER_NAMES = {
     "docora_syncs",
@@ -35,6 +37,9 @@ WORKER_NAMES = {
     "docora_webhook_duration_seconds",
     "docora_blobs_hashed",
     "docora_bytes_hashed",
+    # Read from Postgres at scrape time, as the API's are.
+    "docora_rescan_lag_seconds",
+    "docora_rescans",
 }
 
 
@@ -89,7 +94,14 @@ def test_deliveries_total_and_the_workers_own_metrics(settings, client, receiver
     repo = GitRepo(tmp_path / "r" / "acme")
     repo.commit("v1", {"a.txt": "a", "b.txt": "b", "c.bin": b"\x00\x01"})
     port = free_port()
-    worker = WorkerProcess(settings, WORKER_METRICS_PORT=str(port), HOST="127.0.0.1")
+    # Rescans every second: the unchanged checks show on both /metrics.
+    worker = WorkerProcess(
+        settings,
+        WORKER_METRICS_PORT=str(port),
+        HOST="127.0.0.1",
+        SCAN_INTERVAL_MS="1000",
+        RESCAN_INTERVAL_MS="1000",
+    )
     try:
         _, headers = register_app(client, receiver)
         rid = watch(client, headers, repo.url)
@@ -105,7 +117,15 @@ def test_deliveries_total_and_the_workers_own_metrics(settings, client, receiver
             text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
             return ("docora_syncs_total", (("outcome", "synced"),)) in samples(text)
 
-        wait_until(scraped, 20, "the worker's metrics never showed the sync")
+        unchanged = ("docora_rescans_total", (("outcome", "unchanged"),))
+
+        def rescanned() -> bool:
+            return scraped() and samples(text).get(unchanged, 0) >= 2
+
+        wait_until(rescanned, 20, "the worker's metrics never showed the sync and rescans")
+        api = samples(client.get("/metrics").text)
+        assert api[unchanged] >= samples(text)[unchanged] >= 2
+        assert 0 <= api[("docora_rescan_lag_seconds", ())] < 5
         assert families(text) >= WORKER_NAMES
         own = samples(text)
         assert (

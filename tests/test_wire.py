@@ -18,7 +18,6 @@ from docora.deliver.signing import (
 )
 from docora.git.command import GitErrorKind, classify, git_environment, redact
 from docora.git.refs import choose_head, parse_ls_remote
-from docora.jobs.app import interval_cron
 from docora.jobs.retry import DoublingRetry
 from docora.scan.ignore import ignore_matcher
 from docora.store.changes import Change
@@ -157,14 +156,6 @@ def test_ignore_rules():
     assert ignored("build/x.js") and not ignored("src/build/x.js")
     assert ignored("a/tmp/b/c") and ignored("docs/a/b.draft") and not ignored("docs/b.md")
     assert not ignore_matcher(None)("anything")
-
-
-def test_interval_cron():
-    assert interval_cron(60_000) == "*/1 * * * *"
-    assert interval_cron(300_000) == "*/5 * * * *"
-    assert interval_cron(1_000) == "* * * * * */1"
-    assert interval_cron(7_000) == "* * * * * */6"
-    assert interval_cron(7_200_000) == "0 */2 * * *"
 
 
 def test_retry_delays_double():

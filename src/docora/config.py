@@ -71,6 +71,11 @@ class Settings(msgspec.Struct, rename="upper", kw_only=True, frozen=True):
     # finish for this long; the rest are interrupted and retried. Keep it below the
     # orchestrator's kill timeout (compose stop_grace_period, Kubernetes grace period).
     shutdown_grace_ms: Annotated[int, msgspec.Meta(ge=0)] = 30_000
+    # Not in the original: how many remotes one worker asks at once when checking for
+    # changes (jobs/checks.py; a check waits on the network, not the CPU).
+    check_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 32
+    # Finished jobs older than this are removed (hourly), so the queue stays flat (SPEC 12).
+    job_retention_hours: Annotated[int, msgspec.Meta(ge=1)] = 24
 
     @property
     def gone_after_s(self) -> float:

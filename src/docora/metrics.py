@@ -8,6 +8,9 @@ The worker's counters and histograms are its own, served on WORKER_METRICS_PORT.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import msgspec
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -43,13 +46,40 @@ class HttpMetrics:
         self.duration.labels(method, route).observe(seconds)
 
 
+class Rescans(msgspec.Struct, frozen=True):
+    """The scheduler's state as read from Postgres (store/checks.py)."""
+
+    lag_seconds: float
+    totals: dict[str, int]
+
+    def collect(self):
+        yield GaugeMetricFamily(
+            "docora_rescan_lag_seconds",
+            "How long the oldest due rescan has waited (0 when none is due)",
+            value=self.lag_seconds,
+        )
+        family = CounterMetricFamily(
+            "docora_rescans",
+            "Rescans by outcome: unchanged, changed (a sync was queued), failed (all workers)",
+            labels=["outcome"],
+        )
+        for outcome, count in self.totals.items():
+            family.add_metric([outcome], count)
+        yield family
+
+
 class _State:
     """The gauges of one scrape, as read from Postgres."""
 
     def __init__(
-        self, overview: Overview, totals: dict[tuple[str, str], int], oldest_todo_s: float
+        self,
+        overview: Overview,
+        totals: dict[tuple[str, str], int],
+        oldest_todo_s: float,
+        rescans: Rescans,
     ) -> None:
         self.overview, self.totals, self.oldest_todo_s = overview, totals, oldest_todo_s
+        self.rescans = rescans
 
     def collect(self):
         o = self.overview
@@ -82,6 +112,7 @@ class _State:
         for (event, outcome), count in sorted(self.totals.items()):
             deliveries.add_metric([event, outcome], count)
         yield deliveries
+        yield from self.rescans.collect()
 
 
 def _by_status(name: str, documentation: str, counts: dict[str, int]) -> GaugeMetricFamily:
@@ -96,10 +127,11 @@ def exposition(
     overview: Overview,
     totals: dict[tuple[str, str], int],
     oldest_todo_s: float,
+    rescans: Rescans,
 ) -> bytes:
     """One scrape: the state read from Postgres, then this process's HTTP metrics."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_State(overview, totals, oldest_todo_s))
+    registry.register(_State(overview, totals, oldest_todo_s, rescans))
     return generate_latest(registry) + generate_latest(http.registry)
 
 
@@ -140,8 +172,39 @@ BLOBS_HASHED = Counter("docora_blobs_hashed", "Blobs read and hashed", registry=
 BYTES_HASHED = Counter("docora_bytes_hashed", "Bytes read and hashed", registry=WORKER)
 
 
-def serve_worker_metrics(port: int, host: str):
-    """The worker's /metrics, from a thread of its own (prometheus-client's server)."""
+class _FromPostgres:
+    """The worker's view of the shared state, read at scrape time through `read`
+    (() -> (lag seconds, totals by outcome)); nothing when Postgres cannot be read."""
+
+    def __init__(self, read: Callable[[], tuple[float, dict[str, int]]]) -> None:
+        self._read = read
+
+    def collect(self):
+        try:
+            lag, totals = self._read()
+        except Exception:
+            return
+        yield from Rescans(lag_seconds=lag, totals=totals).collect()
+
+
+def serve_worker_metrics(
+    port: int, host: str, state: Callable[[], tuple[float, dict[str, int]]] | None = None
+):
+    """The worker's /metrics, from a thread of its own (prometheus-client's server): its
+    own counters, plus the rescan state read from Postgres when `state` is given."""
     from prometheus_client import start_http_server
 
-    return start_http_server(port, addr=host, registry=WORKER)
+    registry = WORKER
+    if state is not None:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Both(WORKER, _FromPostgres(state)))
+    return start_http_server(port, addr=host, registry=registry)
+
+
+class _Both:
+    def __init__(self, *collectors) -> None:
+        self._collectors = collectors
+
+    def collect(self):
+        for collector in self._collectors:
+            yield from collector.collect()

@@ -22,11 +22,14 @@ from docora.db import open_pool
 from docora.deliver.client import WebhookSender
 from docora.git.smart_http import SmartHttpRefs
 from docora.jobs.app import build_job_app
+from docora.jobs.checks import CHECK_TIMEOUT_MS, RescanChecker
 from docora.jobs.connector import PatientConnector
 from docora.jobs.presence import reap_gone_workers
+from docora.jobs.queue import JobQueue
 from docora.jobs.services import Services
 from docora.metrics import serve_worker_metrics
 from docora.net import Resolver, system_resolver
+from docora.store import checks
 
 log = logging.getLogger("docora")
 
@@ -68,9 +71,14 @@ async def run_worker(
     jobs = build_job_app(settings, services)
     await jobs.open_async(pool)
     reaper = asyncio.create_task(_reap_forever(jobs, pool, settings), name="reaper")
+    checker = asyncio.create_task(
+        RescanChecker(services, JobQueue(jobs)).run(stop), name="rescan-checker"
+    )
     exporter = None
     if settings.worker_metrics_port:
-        exporter, _ = serve_worker_metrics(settings.worker_metrics_port, settings.host)
+        exporter, _ = serve_worker_metrics(
+            settings.worker_metrics_port, settings.host, state=_state_reader(pool)
+        )
     try:
         await _keep_working(jobs, settings, stop)
     finally:
@@ -80,11 +88,30 @@ async def run_worker(
         reaper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reaper
+        # The checker stops with `stop` and records what it has checked.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(checker, CHECK_TIMEOUT_MS / 1000 + 5)
         await jobs.close_async()
         await services.sender.aclose()
         if services.refs is not None:
             await services.refs.aclose()
         await pool.close()
+
+
+def _state_reader(pool):
+    """What the worker's /metrics reads from Postgres at scrape time (rescan lag and
+    totals), run on the worker's loop from the exporter's thread."""
+    loop = asyncio.get_running_loop()
+
+    async def read():
+        async with pool.connection() as conn:
+            lag, _ = await checks.lag(conn)
+            return lag, await checks.totals(conn)
+
+    def scrape():
+        return asyncio.run_coroutine_threadsafe(read(), loop).result(timeout=5)
+
+    return scrape
 
 
 async def _reap_forever(jobs: procrastinate.App, pool, settings: Settings) -> None:

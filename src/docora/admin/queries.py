@@ -28,7 +28,7 @@ from docora.api.apps import profile
 from docora.api.repositories import circuit_breaker, summary
 from docora.config import Settings
 from docora.errors import MalformedInput, NotFound
-from docora.store import apps, deliveries, operations, queue, stats, watches, workers
+from docora.store import apps, checks, deliveries, operations, queue, stats, watches, workers
 from docora.store.operations import Operation
 
 
@@ -36,7 +36,12 @@ async def overview(db: AsyncConnection, settings: Settings) -> OverviewBody:
     numbers = await stats.overview(
         db, gone_after_s=settings.gone_after_s, stalled_after_s=settings.stalled_after_s
     )
-    return OverviewBody(**msgspec.structs.asdict(numbers), generated_at=datetime.now(UTC))
+    lag, _ = await checks.lag(db)
+    return OverviewBody(
+        **msgspec.structs.asdict(numbers),
+        rescan_lag_seconds=round(lag, 1),
+        generated_at=datetime.now(UTC),
+    )
 
 
 async def app_page(

@@ -21,6 +21,10 @@ class OverviewBody(msgspec.Struct):
     queue: Annotated[dict[str, int], Meta(description="Jobs todo, doing and failed")]
     workers_alive: int
     deliveries_last_hour: Annotated[dict[str, int], Meta(description="succeeded, failed")]
+    rescan_lag_seconds: Annotated[
+        float,
+        Meta(description="How long the oldest due rescan has waited (0: the checks keep up)"),
+    ]
     generated_at: datetime
 
 

@@ -10,8 +10,8 @@ from psycopg import AsyncConnection
 from docora.api.errors import error_response
 from docora.api.ratelimit import bearer_token
 from docora.crypto import secret_matches
-from docora.metrics import CONTENT_TYPE_LATEST, exposition
-from docora.store import stats
+from docora.metrics import CONTENT_TYPE_LATEST, Rescans, exposition
+from docora.store import checks, stats
 
 
 @get("/metrics", include_in_schema=False, media_type=CONTENT_TYPE_LATEST)
@@ -31,5 +31,7 @@ async def metrics(request: Request, db: NamedDependency[AsyncConnection]) -> Res
     )
     totals = await stats.delivery_totals(db)
     oldest = await stats.oldest_todo_seconds(db)
-    body = exposition(ctx.http_metrics, overview, totals, oldest)
+    lag, _ = await checks.lag(db)
+    rescans = Rescans(lag_seconds=lag, totals=await checks.totals(db))
+    body = exposition(ctx.http_metrics, overview, totals, oldest, rescans)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

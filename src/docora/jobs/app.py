@@ -1,7 +1,8 @@
 """The Procrastinate app: tasks, retry policy and periodic schedules, built from Settings.
 
 The API process builds it only to defer jobs (`services` is None); a worker builds it
-with its Services, and the task functions close over them.
+with its Services, and the task functions close over them. Rescans are not jobs: each
+worker's checker (jobs/checks.py) queues a sync only where one is needed.
 """
 
 from __future__ import annotations
@@ -27,31 +28,8 @@ from docora.jobs.queue import (
 from docora.jobs.retry import DoublingRetry
 from docora.jobs.services import Services
 from docora.logs import bind
-from docora.store import watches
 
 log = logging.getLogger(__name__)
-
-PURGE_FINISHED_AFTER_HOURS = 72
-SCHEDULE_BATCH = 1000
-
-
-def interval_cron(interval_ms: int) -> str:
-    """A cron expression that fires every `interval_ms` (rounded to whole seconds).
-
-    Procrastinate accepts a sixth column for seconds; intervals that do not divide a
-    minute or an hour evenly fall back to the nearest divisor so ticks stay regular.
-    """
-    seconds = max(1, round(interval_ms / 1000))
-    if seconds < 60:
-        step = max(d for d in range(1, 60) if 60 % d == 0 and d <= seconds)
-        return f"* * * * * */{step}"
-    minutes = seconds // 60
-    if minutes < 60:
-        step = max(d for d in range(1, 61) if 60 % d == 0 and d <= minutes)
-        return f"*/{step} * * * *"
-    hours = min(24, minutes // 60)
-    step = max(d for d in range(1, 25) if 24 % d == 0 and d <= hours)
-    return f"0 */{step} * * *"
 
 
 def build_job_app(settings: Settings, services: Services | None = None) -> procrastinate.App:
@@ -97,27 +75,18 @@ def build_job_app(settings: Settings, services: Services | None = None) -> procr
         bind(job_id=context.job.id, app_id=app_id, repository_id=repository_id)
         await alerts.send_sync_failed(services, context, **payload)
 
-    @app.periodic(cron=interval_cron(settings.scan_interval_ms), periodic_id="tick")
-    @app.task(name="docora.schedule", pass_context=True)
-    async def schedule(context: JobContext, timestamp: int) -> None:
-        assert services is not None
-        await schedule_due_syncs(services, queue, context)
-
     @app.periodic(cron="17 * * * *", periodic_id="purge")
     @app.task(name="docora.purge_finished_jobs", pass_context=True)
     async def purge_finished_jobs(context: JobContext, timestamp: int) -> None:
-        await context.app.job_manager.delete_old_jobs(nb_hours=PURGE_FINISHED_AFTER_HOURS)
+        await purge_old_jobs(context.app.job_manager, settings.job_retention_hours)
 
     return app
 
 
-async def schedule_due_syncs(services: Services, queue: JobQueue, context: JobContext) -> int:
-    """One tick: queue a sync for every repository with a due watch. (Jobs of workers that
-    died are retried by every worker's reaper, jobs/presence.py.)"""
-    async with services.pool.connection() as conn:
-        due = await watches.claim_due_repositories(
-            conn, rescan_ms=services.settings.rescan_interval_ms, limit=SCHEDULE_BATCH
-        )
-        for repository_id in due:
-            await queue.sync_now(conn, repository_id)
-    return len(due)
+async def purge_old_jobs(job_manager, retention_hours: int) -> None:
+    """Remove jobs that ended (succeeded, failed, cancelled or aborted) more than
+    `retention_hours` ago, with their events: the queue's tables stay flat while nothing
+    changes. A failed job's story stays on its watch (status, last_error)."""
+    await job_manager.delete_old_jobs(
+        nb_hours=retention_hours, include_failed=True, include_cancelled=True, include_aborted=True
+    )

@@ -134,28 +134,11 @@ UPDATE watches SET next_check_at = now(), updated_at = now()
 WHERE app_id = %s AND repository_id = %s
 """
 
-# The scheduler's tick: one range scan of watches_next_check_at_idx. Due watches are
-# pushed one rescan interval ahead so the next tick does not queue them again; a
-# finished sync sets the real next check.
-CLAIM_DUE_REPOSITORIES = """
-WITH due AS (
-    SELECT w.app_id, w.repository_id FROM watches w
-    WHERE w.next_check_at <= now()
-    ORDER BY w.next_check_at
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-), pushed AS (
-    UPDATE watches w SET next_check_at = now() + %(rescan)s * interval '1 millisecond'
-    FROM due WHERE w.app_id = due.app_id AND w.repository_id = due.repository_id
-    RETURNING w.repository_id
-)
-SELECT DISTINCT p.repository_id FROM pushed p JOIN repositories r ON r.id = p.repository_id
-WHERE r.cooldown_until IS NULL OR r.cooldown_until <= now()
-"""
-
+# Next checks fall on the repository's phase of the interval (docora_next_check,
+# migrations/0009), so that many repositories' checks spread over it.
 MARK_CHECKED = """
 UPDATE watches SET last_scanned_at = now(),
-    next_check_at = now() + %(rescan)s * interval '1 millisecond'
+    next_check_at = docora_next_check(repository_id, %(rescan)s)
 WHERE repository_id = %(repository_id)s AND status = 'synced'
 """
 
@@ -175,7 +158,7 @@ WHERE repository_id = %(repository_id)s AND app_id = ANY(%(app_ids)s)
 MARK_SYNCED = """
 UPDATE watches SET status = 'synced', commit_sha = %(commit_sha)s, last_error = NULL,
     retry_count = 0, last_scanned_at = now(), pending_changes = 0,
-    next_check_at = now() + %(rescan)s * interval '1 millisecond', updated_at = now()
+    next_check_at = docora_next_check(repository_id, %(rescan)s), updated_at = now()
 WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s AND generation = %(generation)s
   AND verified_commit IS NOT DISTINCT FROM %(commit_sha)s
 """
@@ -275,12 +258,6 @@ async def replace_token(
 
 async def mark_resync(conn: AsyncConnection, app_id: str, repository_id: str) -> None:
     await conn.execute(MARK_RESYNC, (app_id, repository_id))
-
-
-async def claim_due_repositories(conn: AsyncConnection, *, rescan_ms: int, limit: int) -> list[str]:
-    async with conn.transaction():
-        cur = await conn.execute(CLAIM_DUE_REPOSITORIES, {"rescan": rescan_ms, "limit": limit})
-        return [row[0] for row in await cur.fetchall()]
 
 
 async def mark_checked(conn: AsyncConnection, repository_id: str, *, rescan_ms: int) -> None:

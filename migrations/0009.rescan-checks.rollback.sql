@@ -1,0 +1,2 @@
+DROP FUNCTION IF EXISTS docora_next_check(text, bigint);
+DROP TABLE IF EXISTS rescan_totals;
