@@ -278,16 +278,18 @@ def scheduler_tick(s: Stack, watches: int) -> None:
     s.sql("ANALYZE watches")
     import psycopg
 
+    from docora.jobs.queue import SYNC_LOCK_PREFIX
     from docora.store.checks import CLAIM_DUE
 
+    params = {"lease": 300000, "limit": 1000, "sync_lock_prefix": SYNC_LOCK_PREFIX}
     with psycopg.connect(s.database_url, autocommit=True) as conn:
         times = []
         for _ in range(50):
             started = time.perf_counter()
             with conn.transaction():
-                conn.execute(CLAIM_DUE, {"lease": 300000, "limit": 1000}).fetchall()
+                conn.execute(CLAIM_DUE, params).fetchall()
             times.append((time.perf_counter() - started) * 1000)
-        plan = conn.execute("EXPLAIN " + CLAIM_DUE, {"lease": 300000, "limit": 1000}).fetchall()
+        plan = conn.execute("EXPLAIN " + CLAIM_DUE, params).fetchall()
     uses_index = any("watches_next_check_at_idx" in line[0] for line in plan)
     total = s.sql("SELECT count(*) FROM watches")[0][0]
     row(

@@ -14,7 +14,7 @@ over smart HTTP by `git http-backend` behind a loopback server in a process of i
 (docora/receiver.py: it parses every body and verifies both signatures).
 
 Phases, each printed as it ends:
-1. burst: --repos registrations from 8 client threads (latency p50/p95/max), then the time
+1. burst: --repos registrations from --clients threads (8; latency p50/p95/max), then the time
    until every watch is `synced`. With --seed K, K of them are written straight into the
    database as already synced (no registration, no first sync), to reach 10,000 quickly.
 2. steady: after one interval, a window of --window-s with nothing changing: worker CPU
@@ -226,19 +226,21 @@ def onboard(service: Service, base_url: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {r.json()['token']}"}
 
 
-def register_all(service: Service, auth: dict[str, str], urls: list[str]) -> tuple[list, list]:
-    """Register from 8 threads; (repository ids, latencies in seconds)."""
-    clients = threading.local()
+def register_all(
+    service: Service, auth: dict[str, str], urls: list[str], clients: int = 8
+) -> tuple[list, list]:
+    """Register from `clients` threads; (repository ids, latencies in seconds)."""
+    local = threading.local()
 
     def register(url: str) -> tuple[str, float]:
-        if not hasattr(clients, "api"):
-            clients.api = httpx.Client(base_url=str(service.api.base_url), timeout=60)
+        if not hasattr(local, "api"):
+            local.api = httpx.Client(base_url=str(service.api.base_url), timeout=60)
         started = time.perf_counter()
-        r = clients.api.post("/api/repositories", headers=auth, json={"github_url": url})
+        r = local.api.post("/api/repositories", headers=auth, json={"github_url": url})
         r.raise_for_status()
         return r.json()["repository_id"], time.perf_counter() - started
 
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
         results = list(pool.map(register, urls))
     return [r[0] for r in results], [r[1] for r in results]
 
@@ -329,7 +331,7 @@ def run(args, transport: str) -> None:
             app_id = service.api.get("/api/apps/me", headers=auth).json()["app_id"]
             registered = urls[: args.repos - args.seed]
             started = time.monotonic()
-            ids, latencies = register_all(service, auth, registered)
+            ids, latencies = register_all(service, auth, registered, args.clients)
             registering = time.monotonic() - started
             wait_synced(pg, len(registered), timeout=600)
             all_synced = time.monotonic() - started
@@ -458,6 +460,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--transport", choices=["http", "file", "both"], default="both")
     parser.add_argument("--repos", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=8, help="registering at once")
     parser.add_argument("--seed", type=int, default=0, help="of --repos, written as synced")
     parser.add_argument("--interval-ms", type=int, default=60_000)
     parser.add_argument("--window-s", type=float, default=60)

@@ -59,6 +59,16 @@ def synced_repositories(client, receiver, settings, server, repos) -> list[str]:
     return ids
 
 
+def remotes(tmp_path, count: int) -> tuple:
+    """(served root, `count` repositories of one commit each)."""
+    root = tmp_path / "srv"
+    (root / "acme").mkdir(parents=True)
+    repos = [GitRepo(root / "acme", f"r{i}") for i in range(count)]
+    for repo in repos:
+        repo.commit("v1", {"a.txt": "a"})
+    return root, repos
+
+
 def queued_syncs(db) -> list[str]:
     rows = db.execute(
         "SELECT args->>'repository_id' FROM procrastinate_jobs "
@@ -91,7 +101,8 @@ async def test_a_batch_syncs_only_the_changed_remote(settings, client, receiver,
         "unchanged": 2,
         "changed": 1,
     }
-    # Read in-process over kept-alive connections: two requests a check, none by git.
+    # Read in-process over kept-alive connections, none by git: two requests a check, as
+    # the three went out together before the reader knew the origin speaks v2.
     assert len(server.seen) == 6
     assert all(agent.startswith("git/docora-") for _, _, agent in server.seen)
     rows = db.execute(
@@ -104,20 +115,43 @@ async def test_a_batch_syncs_only_the_changed_remote(settings, client, receiver,
             assert timedelta(0) < until_next <= interval
 
 
+async def test_a_repository_whose_sync_is_queued_is_left_to_that_sync(
+    settings, client, receiver, db, tmp_path
+):
+    """A first sync or a push hook's sync reads the tip itself: a check meanwhile would only
+    queue a second sync behind it (a 1,000-repository burst did 1,497 syncs that way)."""
+    root, repos = remotes(tmp_path, 2)
+    with GitHttpServer(root, passwords=None) as server:
+        ids = synced_repositories(client, receiver, settings, server, repos)
+        repos[0].commit("v2", {"a.txt": "changed"})
+        db.execute("DELETE FROM rescan_totals")
+        make_due(db)
+        server.seen.clear()
+        async with checker_for(settings) as checker:
+            async with checker.services.pool.connection() as conn:
+                await checker.queue.sync_now(conn, ids[0])  # as a push hook does
+            while await checker.step():
+                pass
+    assert queued_syncs(db) == [ids[0]]  # the one queued before, no second
+    assert dict(db.execute("SELECT outcome, n FROM rescan_totals").fetchall()) == {"unchanged": 1}
+    assert {path.split("/")[2] for _, path, _ in server.seen} == {"r1"}
+    # Pushed a lease ahead, not left due: the checker does not claim it again and again.
+    (until_next,) = db.execute(
+        "SELECT next_check_at - now() FROM watches WHERE repository_id = %s", (ids[0],)
+    ).fetchone()
+    assert until_next > timedelta(seconds=30)
+
+
 async def test_throttled_checks_are_served_oldest_first_fairly_and_the_lag_shows(
     make_settings, client, receiver, db, tmp_path, caplog
 ):
     settings = make_settings(CHECK_CONCURRENCY="1", RESCAN_INTERVAL_MS="1000")
-    root = tmp_path / "srv"
-    (root / "acme").mkdir(parents=True)
-    repos = [GitRepo(root / "acme", f"r{i}") for i in range(10)]
-    for repo in repos:
-        repo.commit("v1", {"a.txt": "a"})
+    root, repos = remotes(tmp_path, 10)
     with GitHttpServer(root, passwords=None) as server:
         synced_repositories(client, receiver, settings, server, repos)
         make_due(db)
         server.seen.clear()
-        server.delay = 0.15  # 0.3 s a check, one at a time: a round of ten takes 3 s
+        server.delay = 0.3  # one request a check once v2 is known: a round of ten takes 3 s
         caplog.set_level(logging.WARNING, logger="docora.jobs.checks")
         async with checker_for(settings) as checker:
             stop = asyncio.Event()
@@ -127,7 +161,7 @@ async def test_throttled_checks_are_served_oldest_first_fairly_and_the_lag_shows
                 lag, _ = await checks.lag(conn)
             stop.set()
             await running
-    checked = collections.Counter(path for method, path, _ in server.seen if method == "GET")
+    checked = collections.Counter(path for method, path, _ in server.seen if method == "POST")
     assert len(checked) == 10, checked
     assert max(checked.values()) - min(checked.values()) <= 1, checked  # round robin
     assert sum(checked.values()) >= 20

@@ -18,9 +18,17 @@ from tests.gitrepo import GitRepo, git
 TOKEN = "secret-token-1234"
 
 
-async def side_by_side(url: str, branch: str | None, token: str | None = None, timeout_ms=10_000):
-    """(in-process outcome, git's outcome): a RemoteHead or the GitErrorKind raised."""
-    refs = SmartHttpRefs(allow_local=True)
+async def side_by_side(
+    url: str,
+    branch: str | None,
+    token: str | None = None,
+    timeout_ms=10_000,
+    refs: SmartHttpRefs | None = None,
+):
+    """(in-process outcome, git's outcome): a RemoteHead or the GitErrorKind raised. A
+    reader passed in (one that knows the origin speaks v2) is used and left open."""
+    shared = refs is not None
+    refs = refs or SmartHttpRefs(allow_local=True)
 
     async def in_process():
         listing = await refs.list_refs(url, branch=branch, token=token, timeout_ms=timeout_ms)
@@ -37,7 +45,8 @@ async def side_by_side(url: str, branch: str | None, token: str | None = None, t
             outcomes.append(await attempt())
         except GitError as exc:
             outcomes.append(exc.kind)
-    await refs.aclose()
+    if not shared:
+        await refs.aclose()
     return outcomes
 
 
@@ -59,11 +68,18 @@ def remotes(tmp_path):
     return root, first, second
 
 
-@pytest.mark.parametrize("mode", ["smart", "v0"])
-async def test_same_answers_as_git_ls_remote(remotes, mode):
+@pytest.mark.parametrize(
+    ("mode", "warm"), [("smart", False), ("smart", True), ("v0", False), ("v0", True)]
+)
+async def test_same_answers_as_git_ls_remote(remotes, mode, warm):
+    """warm: one reader for every case, after a first read of the origin, so that over v2
+    each case is first asked with the ls-refs POST alone."""
     root, first, second = remotes
+    refs = SmartHttpRefs(allow_local=True) if warm else None
     with GitHttpServer(root, passwords=None, mode=mode) as server:
         base = f"http://127.0.0.1:{server.server_port}"
+        if refs is not None:
+            await refs.list_refs(f"{base}/project.git", branch=None, token=None, timeout_ms=5000)
         cases = {
             "default branch": (f"{base}/project.git", None),
             "named branch": (f"{base}/project.git", "dev"),
@@ -76,9 +92,11 @@ async def test_same_answers_as_git_ls_remote(remotes, mode):
         }
         answers = {}
         for name, (url, branch) in cases.items():
-            mine, gits = await side_by_side(url, branch)
+            mine, gits = await side_by_side(url, branch, refs=refs)
             assert mine == gits, name
             answers[name] = mine
+    if refs is not None:
+        await refs.aclose()
     assert answers["default branch"].branch == "trunk"
     assert answers["default branch"].commit_sha == second
     assert answers["named branch"].commit_sha == first
@@ -150,6 +168,33 @@ async def test_connections_are_kept_alive_between_checks(remotes):
         await refs.aclose()
     assert all(choose_head(h, None).commit_sha == second for h in heads)
     assert 1 <= idle <= 4  # later checks reused the first ones' connections
+
+
+async def test_an_origin_known_to_speak_v2_is_asked_in_one_request(remotes):
+    root, _, second = remotes
+    with GitHttpServer(root, passwords={TOKEN}) as server:
+        url = server.url_for(root / "project.git")
+        refs = SmartHttpRefs(allow_local=True)
+        for _ in range(3):
+            listing = await refs.list_refs(url, branch=None, token=TOKEN, timeout_ms=5000)
+            assert choose_head(listing, None).commit_sha == second
+        first_read, later = server.seen[:2], server.seen[2:]
+        # A refused token is asked the full way: the same answers classify it as before.
+        server.seen.clear()
+        with pytest.raises(GitError) as caught:
+            await refs.list_refs(url, branch=None, token="wrong-token-5678", timeout_ms=5000)
+        refused = list(server.seen)
+        # The server stops speaking v2: the reader notices and reads v0 as before.
+        server.mode = "v0"
+        server.seen.clear()
+        listing = await refs.list_refs(url, branch=None, token=TOKEN, timeout_ms=5000)
+        await refs.aclose()
+    assert [method for method, _, _ in first_read] == ["GET", "POST"]
+    assert [method for method, _, _ in later] == ["POST", "POST"]
+    assert caught.value.kind is GitErrorKind.AUTH
+    assert [method for method, _, _ in refused] == ["POST", "GET"]
+    assert choose_head(listing, None).commit_sha == second
+    assert [method for method, _, _ in server.seen] == ["POST", "GET"]
 
 
 async def test_plain_http_needs_local_repositories_allowed():

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import warnings
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +28,8 @@ async def open_pool(
         min_size=1,
         max_size=max_size,
         configure=_autocommit,
-        check=AsyncConnectionPool.check_connection,
+        check=_check_unless_fresh,
+        reset=_note_returned,
         name=name,
         open=False,
         timeout=timeout_s,
@@ -34,6 +37,25 @@ async def open_pool(
     )
     await pool.open(wait=False)
     return pool
+
+
+# A connection handed back less than this long ago is taken as alive without a ping. Under
+# load the pool hands the same few connections out many times a second, and a ping each
+# time was a round trip per checkout (a sixth of a busy worker's Postgres waits). One that
+# lay idle longer, as after a Postgres restart, is pinged and replaced if dead.
+FRESH_S = 1.0
+_returned_at: weakref.WeakKeyDictionary[AsyncConnection, float] = weakref.WeakKeyDictionary()
+
+
+async def _note_returned(conn: AsyncConnection) -> None:
+    _returned_at[conn] = time.monotonic()
+
+
+async def _check_unless_fresh(conn: AsyncConnection) -> None:
+    returned = _returned_at.get(conn)
+    if returned is not None and time.monotonic() - returned < FRESH_S and not conn.broken:
+        return
+    await AsyncConnectionPool.check_connection(conn)
 
 
 async def _autocommit(conn: AsyncConnection) -> None:

@@ -7,13 +7,10 @@ import base64
 import contextlib
 import os
 import re
-import threading
+import signal
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from urllib.parse import urlsplit
-
-import sh
 
 from docora.errors import DocoraError
 from docora.git.urls import on_domain
@@ -180,12 +177,6 @@ def git_environment(
     return env
 
 
-# Threads that only wait for git processes to exit (sh runs each command to completion
-# in threads of its own). Sized well above the jobs a worker runs at once, so a git
-# command never waits for a waiter; idle threads cost nothing but a stack.
-GIT_WAITERS = ThreadPoolExecutor(max_workers=64, thread_name_prefix="git-wait")
-
-
 async def run_git_async(
     args: Sequence[str],
     *,
@@ -196,63 +187,36 @@ async def run_git_async(
 ) -> str:
     """Run git to completion and return stdout; raise GitError on failure.
 
-    The deadline is enforced here rather than with sh's `_timeout`, whose polling adds
-    about 100 ms to every command; a command past its deadline (or whose caller is
-    cancelled) is killed. The wait happens on a pool of its own (GIT_WAITERS), never on
-    the event loop's default executor: that pool also does the DNS lookups of webhook
-    deliveries, which a few slow fetches would otherwise starve. (sh's own async mode
-    would avoid threads, but measured 150 ms per command against 9 ms this way.)
+    An asyncio subprocess, like the streaming commands (git/stream.py): started with
+    vfork and exec, its exit awaited by the event loop's child watcher. sh, which ran
+    these before, forks, starts threads and polls for every command: 9 ms of worker
+    CPU each, a quarter of a tiny repository's first sync (docs/performance.md, "Many
+    repositories"); sh stays for scripting git synchronously (docora demo). A command
+    past its deadline, or whose caller is cancelled, is killed.
     """
-    run = _GitRun(args, env=env, cwd=cwd)
-    waiting = asyncio.get_running_loop().run_in_executor(GIT_WAITERS, run.to_completion)
+    proc = await asyncio.create_subprocess_exec(
+        "git",
+        *args,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        # Its own process group, so that a kill reaches the helpers it starts too
+        # (git-remote-http): one left alive would hold the pipes, and the wait, open.
+        start_new_session=True,
+    )
     try:
-        return await asyncio.wait_for(waiting, timeout_ms / 1000)
+        async with asyncio.timeout(timeout_ms / 1000):
+            out, err = await proc.communicate()
     except TimeoutError:
-        run.kill()
         message = f"git {args[0]} timed out after {timeout_ms} ms"
         raise GitError(GitErrorKind.TIMEOUT, message) from None
-    except asyncio.CancelledError:
-        run.kill()
-        raise
-    except sh.ErrorReturnCode as exc:
-        raise failure(exc.stderr.decode(errors="replace"), args[0], secrets) from None
-
-
-class _GitRun:
-    """One git command, started and waited for on a GIT_WAITERS thread.
-
-    Started there rather than on the event loop: sh ties a command made inside a running
-    loop to that loop, and its output thread then calls into the loop after the command
-    ends, which fails ("Event loop is closed") when the loop has gone meanwhile.
-    """
-
-    def __init__(self, args: Sequence[str], *, env: dict[str, str], cwd: str | None) -> None:
-        self._args, self._env, self._cwd = args, env, cwd
-        self._lock = threading.Lock()
-        self._command: sh.RunningCommand | None = None
-        self._killed = False
-
-    def to_completion(self) -> str:
-        with self._lock:
-            if self._killed:
-                raise GitError(GitErrorKind.TIMEOUT, "git was stopped before it started")
-            self._command = sh.git(
-                *self._args,
-                _env=self._env,
-                _cwd=self._cwd,
-                _tty_out=False,
-                _tty_in=False,
-                _in=None,
-                _bg=True,
-                _bg_exc=False,
-                _decode_errors="replace",
-            )
-        self._command.wait()
-        return str(self._command)
-
-    def kill(self) -> None:
-        with self._lock:
-            self._killed = True
-            if self._command is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    self._command.kill()
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+    if proc.returncode != 0:
+        raise failure(err.decode(errors="replace"), args[0], secrets)
+    return out.decode(errors="replace")

@@ -7,11 +7,13 @@ import re
 import shutil
 from pathlib import Path
 
-from docora.git.command import GitError, GitErrorKind, git_environment, run_git_async
+from docora.git.command import GitError, GitErrorKind, run_git_async
 from docora.git.hosts import remote_environment
+from docora.git.stream import object_exists
 from docora.net import Resolver, system_resolver
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 def _safe(part: str) -> str:
@@ -61,16 +63,19 @@ def _clear_stale_locks(mirror: Path) -> None:
 async def has_commit(mirror: Path, commit: str) -> bool:
     if not (mirror / "HEAD").exists():
         return False
+    return await object_exists(mirror, f"{commit}^{{commit}}")
+
+
+def _fetched_commit(mirror: Path) -> str | None:
+    """What the fetch just wrote for its one refspec, from FETCH_HEAD (git's documented
+    record of a fetch, for scripts): saves a `git rev-parse` process per fetch. None when
+    it does not read as expected."""
     try:
-        await run_git_async(
-            ["cat-file", "-e", f"{commit}^{{commit}}"],
-            env=git_environment(),
-            timeout_ms=30_000,
-            cwd=str(mirror),
-        )
-    except GitError:
-        return False
-    return True
+        first_line = (mirror / "FETCH_HEAD").read_text(errors="replace").split("\n", 1)[0]
+    except OSError:
+        return None
+    object_id = first_line.split("\t", 1)[0]
+    return object_id if _OBJECT_ID.fullmatch(object_id) else None
 
 
 async def fetch_branch(
@@ -97,11 +102,16 @@ async def fetch_branch(
         )
     ref = f"refs/heads/{branch}"
     _clear_stale_locks(mirror)
+    # A new mirror has nothing to maintain: no `git maintenance run --auto` after its
+    # first fetch (one process fewer per first sync); later fetches keep it.
+    maintenance = "--no-auto-maintenance" if created else "--auto-maintenance"
+    args = ["fetch", "--quiet", "--no-tags", "--depth=1", "--force", maintenance]
+    (mirror / "FETCH_HEAD").unlink(missing_ok=True)
     try:
         # The URL is an argument, never stored as a remote: nothing about the origin,
         # and certainly no credential, is written into the mirror's config.
         await run_git_async(
-            ["fetch", "--quiet", "--no-tags", "--depth=1", "--force", "--", url, f"+{ref}:{ref}"],
+            [*args, "--", url, f"+{ref}:{ref}"],
             env=env,
             timeout_ms=timeout_ms,
             cwd=str(mirror),
@@ -111,13 +121,15 @@ async def fetch_branch(
         if created:
             shutil.rmtree(mirror, ignore_errors=True)
         raise
-    out = await run_git_async(
-        ["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
-        env=env,
-        timeout_ms=timeout_ms,
-        cwd=str(mirror),
-    )
-    commit = out.strip()
+    commit = _fetched_commit(mirror)
+    if commit is None:
+        out = await run_git_async(
+            ["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+            env=env,
+            timeout_ms=timeout_ms,
+            cwd=str(mirror),
+        )
+        commit = out.strip()
     if not commit:
         raise GitError(GitErrorKind.NOT_FOUND, f"branch {branch!r} not found after fetch")
     return commit

@@ -7,6 +7,13 @@ does. Over http(s) the same answer takes two requests on a kept-alive connection
 git-upload-pack` with `command=ls-refs` (symrefs, ref prefixes HEAD and the branch); a
 server that answers in protocol v0 sends every ref in the first answer instead.
 
+Protocol v2 is stateless: the first request only tells which commands the server has.
+Once an origin (scheme, host, port) has advertised v2 with `ls-refs`, later reads there
+send the `ls-refs` POST alone: one request a check instead of two, for us and for the
+host. Any answer to it other than a parsable 200 (a missing repository, a refused
+token, a server that changed) is read again the full way, so failures are classified
+from the same answers as before.
+
 Security is that of git (SPEC 6): connections go through the pinned transport (resolved,
 every address checked, the socket opened to a checked one), a redirect is an error as
 with `http.followRedirects=false`, and the token travels as git sends it (Basic, to the
@@ -40,6 +47,8 @@ ADVERTISEMENT = "application/x-git-upload-pack-advertisement"
 RESULT = "application/x-git-upload-pack-result"
 # A v0 advertisement lists every ref; past this it is left to git, which streams it.
 MAX_ANSWER = 4 * 1024 * 1024
+# Origins remembered as speaking v2 (a handful of git hosts in practice; bounded anyway).
+MAX_V2_ORIGINS = 1024
 
 
 def ls_remote_patterns(branch: str | None) -> list[str]:
@@ -67,6 +76,7 @@ class SmartHttpRefs:
             max_body=MAX_ANSWER,
             what="github_url",
         )
+        self._v2_origins: set[str] = set()
 
     @staticmethod
     def speaks(url: str) -> bool:
@@ -112,6 +122,11 @@ class SmartHttpRefs:
     async def _exchange(
         self, base: str, branch: str | None, headers: dict[str, str], timeout_ms: int
     ) -> RefListing:
+        origin = _origin(base)
+        if origin in self._v2_origins:
+            listing = await self._ls_refs_alone(base, branch, headers, timeout_ms)
+            if listing is not None:
+                return listing
         answer = await self._request(
             "GET", f"{base}/info/refs?service=git-upload-pack", headers, None, timeout_ms
         )
@@ -119,9 +134,32 @@ class SmartHttpRefs:
         advertisement = parse_advertisement(await answer.aread())
         if advertisement.version == 0:
             assert advertisement.listing is not None
+            self._v2_origins.discard(origin)
             return advertisement.listing
         if not any(c == "ls-refs" or c.startswith("ls-refs=") for c in advertisement.capabilities):
             raise ProtocolError("the server speaks protocol v2 without ls-refs")
+        listing = await self._ls_refs(base, branch, headers, timeout_ms)
+        if len(self._v2_origins) >= MAX_V2_ORIGINS:
+            self._v2_origins.clear()
+        self._v2_origins.add(origin)
+        return listing
+
+    async def _ls_refs_alone(
+        self, base: str, branch: str | None, headers: dict[str, str], timeout_ms: int
+    ) -> RefListing | None:
+        """The ls-refs POST without the advertisement before it; None when the answer is
+        anything but a parsable listing (the caller then asks the full way). An empty
+        listing is asked again too: it is what an empty repository answers, but also what
+        a server no longer speaking v2 might send, and only the advertisement tells."""
+        try:
+            listing = await self._ls_refs(base, branch, headers, timeout_ms)
+        except (GitError, ProtocolError):
+            return None
+        return listing if listing.tips else None
+
+    async def _ls_refs(
+        self, base: str, branch: str | None, headers: dict[str, str], timeout_ms: int
+    ) -> RefListing:
         post_headers = {
             **headers,
             "Content-Type": "application/x-git-upload-pack-request",
@@ -151,6 +189,11 @@ class SmartHttpRefs:
 
     async def aclose(self) -> None:
         await self._transport.aclose()
+
+
+def _origin(base: str) -> str:
+    parts = urlsplit(base)
+    return f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2].lower()}"
 
 
 def _expect(answer: httpx.Response, content_type: str) -> None:

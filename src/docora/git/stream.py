@@ -54,16 +54,37 @@ async def records(
             await proc.wait()
 
 
+# `git cat-file -e` answers at once; this only bounds a mirror on a stalled disk.
+EXISTS_TIMEOUT_S = 30
+
+
+async def object_exists(mirror: Path, name: str) -> bool:
+    """Whether `name` (any object name git understands) is in the mirror: `cat-file -e`."""
+    proc = await _start(["cat-file", "-e", name], mirror, stdin=False)
+    try:
+        await asyncio.wait_for(proc.communicate(), EXISTS_TIMEOUT_S)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return proc.returncode == 0
+
+
 class BlobReader:
-    """A long-lived `git cat-file --batch`: request a blob, stream its bytes."""
+    """A long-lived `git cat-file --batch`: request a blob, stream its bytes. git starts
+    with the first request, so a reader nobody asks costs no process."""
 
     def __init__(self, mirror: Path) -> None:
         self._mirror = mirror
         self._proc: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> BlobReader:
-        self._proc = await _start(["cat-file", "--batch"], self._mirror, stdin=True)
         return self
+
+    async def _started(self) -> asyncio.subprocess.Process:
+        if self._proc is None:
+            self._proc = await _start(["cat-file", "--batch"], self._mirror, stdin=True)
+        return self._proc
 
     async def __aexit__(self, *exc) -> None:
         proc = self._proc
@@ -81,16 +102,31 @@ class BlobReader:
 
     async def open(self, blob_id: str) -> int:
         """Ask for a blob; return its size. Its bytes must then be read with `chunks`."""
-        proc = self._proc
-        assert proc is not None and proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(blob_id.encode() + b"\n")
+        size = await self._ask(blob_id)
+        if size is None:
+            raise GitError(GitErrorKind.GIT, f"cannot read blob {blob_id}: missing")
+        return size
+
+    async def read_if_present(self, name: str) -> bytes | None:
+        """The blob `name` names (e.g. `<commit>:<path>`), or None when there is none."""
+        size = await self._ask(name)
+        if size is None:
+            return None
+        return b"".join([piece async for piece in self.chunks(size)])
+
+    async def _ask(self, name: str) -> int | None:
+        """Request one object; its size when it is a blob, None when git has no such
+        object (the answer is then one line, nothing to read after it)."""
+        proc = await self._started()
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(name.encode() + b"\n")
         await proc.stdin.drain()
         header = await proc.stdout.readline()
         fields = header.split()
+        if len(fields) == 2 and fields[1] == b"missing":
+            return None
         if len(fields) != 3 or fields[1] != b"blob":
-            raise GitError(
-                GitErrorKind.GIT, f"cannot read blob {blob_id}: {header.decode().strip()}"
-            )
+            raise GitError(GitErrorKind.GIT, f"cannot read blob {name}: {header.decode().strip()}")
         return int(fields[2])
 
     async def chunks(self, size: int, chunk_size: int = READ_CHUNK) -> AsyncIterator[bytes]:
@@ -113,8 +149,8 @@ class BlobReader:
         is read, so git streams them back to back instead of waiting for us between blobs
         (a round trip per blob bounded delivery near 2,000 events/s). Stop early only by
         leaving the reader: unread answers stay in the pipe."""
-        proc = self._proc
-        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        proc = await self._started()
+        assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write("".join(f"{oid}\n" for oid in blob_ids).encode())
         drained = asyncio.create_task(proc.stdin.drain())  # the pipe takes it while we read
         try:

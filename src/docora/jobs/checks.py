@@ -30,7 +30,7 @@ import msgspec
 from docora.crypto import DecryptionError, watch_token_context
 from docora.git.command import GitError
 from docora.git.remote import read_remote_head
-from docora.jobs.queue import JobQueue
+from docora.jobs.queue import SYNC_LOCK_PREFIX, JobQueue
 from docora.jobs.services import Services
 from docora.store import checks
 from docora.store.checks import DueRepository
@@ -81,7 +81,9 @@ class RescanChecker:
         claimed: list[DueRepository] = []
         if free > 0:
             async with self.services.pool.connection() as conn:
-                claimed = await checks.claim_due(conn, limit=free, lease_ms=self.lease_ms)
+                claimed = await checks.claim_due(
+                    conn, limit=free, lease_ms=self.lease_ms, sync_lock_prefix=SYNC_LOCK_PREFIX
+                )
             self._note_lag(claimed)
             for due in claimed:
                 task = asyncio.create_task(self._check(due), name=f"check {due.id}")

@@ -24,8 +24,11 @@ _SERIALIZE = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 _WAITING = "SELECT EXISTS (SELECT 1 FROM procrastinate_jobs WHERE lock = %s AND status = 'todo')"
 
 
+SYNC_LOCK_PREFIX = "repo:"
+
+
 def sync_lock(repository_id: str) -> str:
-    return f"repo:{repository_id}"
+    return SYNC_LOCK_PREFIX + repository_id
 
 
 def deliver_lock(app_id: str, repository_id: str) -> str:

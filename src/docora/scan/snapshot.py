@@ -23,8 +23,10 @@ from docora.store import scans
 from docora.store.scans import BlobFacts
 
 FACTS_PAGE = 10000
-# git's inflation dominates hashing; two cat-file processes keep both cores busy.
+# git's inflation dominates hashing; two cat-file processes keep both cores busy. A page
+# of fewer blobs than this is read by one (a process costs more than it would save).
 HASH_STREAMS = 2
+SPLIT_FROM_BLOBS = 64
 
 
 class ScanStats(msgspec.Struct, frozen=True):
@@ -87,7 +89,8 @@ async def _hash_new_blobs(
     hashed, size, after = 0, 0, ""
     while page := await scans.missing_facts(conn, repository_id, after=after, limit=FACTS_PAGE):
         oids = list(dict.fromkeys(blob_id for _, blob_id in page))  # once each, in path order
-        step = -(-len(oids) // HASH_STREAMS)
+        streams = HASH_STREAMS if len(oids) >= SPLIT_FROM_BLOBS else 1
+        step = -(-len(oids) // streams)
         parts = [oids[i : i + step] for i in range(0, len(oids), step)]
         facts = [
             f

@@ -10,7 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from docora.git.command import GitError, git_environment, run_git_async
+from docora.git.command import git_environment, run_git_async
 from docora.git.stream import BlobReader, batch_check_sizes, records
 from docora.scan.ignore import IGNORE_FILE, ignore_matcher
 from docora.scan.transforms import TreeEntry, apply_transforms
@@ -58,21 +58,13 @@ def _decode_path(raw: bytes) -> tuple[str, bool]:
 
 
 async def load_ignore(mirror: Path, commit: str) -> Ignore:
-    try:
-        blob = (
-            await run_git_async(
-                ["rev-parse", "--verify", "--quiet", f"{commit}:{IGNORE_FILE}"],
-                env=git_environment(),
-                timeout_ms=30_000,
-                cwd=str(mirror),
-            )
-        ).strip()
-    except GitError:
-        blob = ""
-    if not blob:
-        return ignore_matcher(None)
+    """The commit's `.docoraignore` rules: one `cat-file --batch` request, which answers
+    "missing" when there is no such file."""
     async with BlobReader(mirror) as reader:
-        return ignore_matcher((await reader.read(blob)).decode("utf-8", errors="replace"))
+        content = await reader.read_if_present(f"{commit}:{IGNORE_FILE}")
+    if content is None:
+        return ignore_matcher(None)
+    return ignore_matcher(content.decode("utf-8", errors="replace"))
 
 
 async def full_rows(mirror: Path, commit: str, *, max_size: int) -> AsyncIterator[WorkRow]:

@@ -32,7 +32,10 @@ class DueRepository(msgspec.Struct, frozen=True):
 
 
 # One range scan of watches_next_check_at_idx (oldest first), then one row per repository.
-# Repositories whose circuit breaker is open are pushed too, but not returned.
+# Repositories whose circuit breaker is open are pushed too, but not returned; so are those
+# whose sync is queued or running (a registration's first sync, a push hook's): that sync
+# reads the tip itself and sets the next check when it ends, so a check now would only
+# queue a second sync behind it. Two probes of Procrastinate's partial lock indexes.
 CLAIM_DUE = """
 WITH due AS (
     SELECT w.app_id, w.repository_id, w.next_check_at FROM watches w
@@ -61,7 +64,11 @@ CROSS JOIN LATERAL (
     SELECT x.app_id, x.token_enc FROM watches x WHERE x.repository_id = r.id
     ORDER BY x.token_enc IS NOT NULL, x.app_id LIMIT 1
 ) c
-WHERE r.cooldown_until IS NULL OR r.cooldown_until <= now()
+WHERE (r.cooldown_until IS NULL OR r.cooldown_until <= now())
+  AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j
+                  WHERE j.lock = %(sync_lock_prefix)s || r.id AND j.status = 'todo')
+  AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j
+                  WHERE j.lock = %(sync_lock_prefix)s || r.id AND j.status = 'doing')
 ORDER BY p.was_due
 """
 
@@ -100,10 +107,14 @@ FROM watches
 TOTALS = "SELECT outcome, n FROM rescan_totals"
 
 
-async def claim_due(conn: AsyncConnection, *, limit: int, lease_ms: int) -> list[DueRepository]:
-    """Claim up to `limit` due watches (their repositories, oldest due first)."""
+async def claim_due(
+    conn: AsyncConnection, *, limit: int, lease_ms: int, sync_lock_prefix: str
+) -> list[DueRepository]:
+    """Claim up to `limit` due watches (their repositories, oldest due first). A sync's
+    job lock is `sync_lock_prefix` + the repository id."""
+    params = {"limit": limit, "lease": lease_ms, "sync_lock_prefix": sync_lock_prefix}
     async with conn.transaction(), conn.cursor(row_factory=class_row(DueRepository)) as cur:
-        await cur.execute(CLAIM_DUE, {"limit": limit, "lease": lease_ms})
+        await cur.execute(CLAIM_DUE, params)
         return await cur.fetchall()
 
 
