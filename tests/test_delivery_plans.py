@@ -78,9 +78,13 @@ def expected_pending(db: psycopg.Connection, path_filter) -> int:
 
 def plan_and_time(db: psycopg.Connection, sql: str, params: dict) -> tuple[str, float]:
     plan = "\n".join(r[0] for r in db.execute("EXPLAIN " + sql, params).fetchall())
-    started = time.perf_counter()
-    db.execute(sql, params)
-    return plan, (time.perf_counter() - started) * 1000
+    # The best of three: the plan's cost shows in every run, a busy CI neighbour in one.
+    timings = []
+    for _ in range(3):
+        started = time.perf_counter()
+        db.execute(sql, params)
+        timings.append((time.perf_counter() - started) * 1000)
+    return plan, min(timings)
 
 
 def test_delivery_and_scan_queries_read_by_index_on_fresh_tables(db):
