@@ -37,6 +37,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -55,6 +56,7 @@ from bench.harness import ADMIN, KEY, free_port, service_environment, wait_http 
 from bench.throughput import percentile, process_cpu  # noqa: E402
 from docora.git.urls import parse_repository_url  # noqa: E402
 from docora.ids import repository_id  # noqa: E402
+from docora.jobs.queue import SYNC_TASK  # noqa: E402
 from docora.migrate import apply_migrations  # noqa: E402
 from docora.receiver import WebhookReceiver  # noqa: E402
 from tests.gitrepo import GitRepo, git  # noqa: E402
@@ -117,8 +119,28 @@ class Postgres:
             "AND s.query NOT ILIKE '%%pg_stat%%' AND s.query NOT ILIKE '%%-- bench%%'"
         )[0][0]
 
+    def statement_calls(self) -> dict[int, tuple[int, str]]:
+        """Calls so far of each of Docora's statements: queryid -> (calls, its start)."""
+        rows = self.sql(
+            "SELECT queryid, calls, regexp_replace(left(query, 300), '\\s+', ' ', 'g') "
+            "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+            "WHERE d.datname = 'bench' AND s.query NOT ILIKE '%%pg_stat%%' "
+            "AND s.query NOT ILIKE '%%-- bench%%'"
+        )
+        return {queryid: (calls, text[:90]) for queryid, calls, text in rows}
+
     def close(self) -> None:
         self.server.cleanup()
+
+
+def cpu_split(service, server, pg: Postgres) -> dict[str, float]:
+    """CPU seconds so far of each party: the worker and the git server with their reaped
+    children (git processes), the API process, Postgres."""
+    split = {"worker": worker_cpu(service.worker.pid), "api": process_cpu(service.api_proc.pid)}
+    if server is not None:
+        split["git server"] = worker_cpu(server.pid)
+    split["postgres"] = pg.cpu()
+    return split
 
 
 def worker_cpu(pid: int) -> float:
@@ -330,17 +352,28 @@ def run(args, transport: str) -> None:
             auth = onboard(service, arrivals.receiver.base_url)
             app_id = service.api.get("/api/apps/me", headers=auth).json()["app_id"]
             registered = urls[: args.repos - args.seed]
+            before = cpu_split(service, server, pg)
             started = time.monotonic()
             ids, latencies = register_all(service, auth, registered, args.clients)
             registering = time.monotonic() - started
             wait_synced(pg, len(registered), timeout=600)
             all_synced = time.monotonic() - started
+            spent = {k: v - before[k] for k, v in cpu_split(service, server, pg).items()}
+            syncs = pg.sql(
+                "SELECT count(*) FROM procrastinate_jobs WHERE task_name = %s "
+                "AND status = 'succeeded' -- bench",
+                (SYNC_TASK,),
+            )[0][0]
             print(
                 f"burst: {len(registered)} registrations in {registering:.1f} s, latency "
                 f"p50 {statistics.median(latencies) * 1000:.0f} / p95 "
                 f"{percentile(latencies, 0.95) * 1000:.0f} / max {max(latencies) * 1000:.0f} "
-                f"ms; all synced {all_synced:.1f} s after the first"
+                f"ms; all synced {all_synced:.1f} s after the first ({syncs} sync jobs)"
             )
+            per_repo = ", ".join(
+                f"{name} {1000 * seconds / len(registered):.1f}" for name, seconds in spent.items()
+            )
+            print(f"burst CPU per repository (registration, first sync, 3 events), ms: {per_repo}")
             if args.seed:
                 commit = git("rev-parse", "HEAD", cwd=remotes[-1]).strip()
                 seed(pg, app_id, urls[args.repos - args.seed :], commit, args.interval_ms)
@@ -368,6 +401,7 @@ def steady(args, pg: Postgres, service: Service) -> None:
         rescans(pg),
         pg.statements(),
     )
+    calls_before = pg.statement_calls()
     started = time.monotonic()
     largest_lag = 0.0
     while time.monotonic() - started < args.window_s:
@@ -399,6 +433,13 @@ def steady(args, pg: Postgres, service: Service) -> None:
         f"{largest_lag:.1f} s; statements {statements / elapsed:.1f}/s, "
         f"{statements / max(checks, 1):.2f} per check"
     )
+    calls = [
+        (count - calls_before.get(queryid, (0, ""))[0], text)
+        for queryid, (count, text) in pg.statement_calls().items()
+    ]
+    print("  statements per minute in that window, the most frequent:")
+    for count, text in sorted(calls, reverse=True)[:8]:
+        print(f"  {60 * count / elapsed:8.1f}  {text}")
 
 
 def freshness(args, service, pg, remotes, urls, ids, arrivals: Arrivals, tmp: Path) -> None:
@@ -468,6 +509,8 @@ def main() -> None:
     parser.add_argument("--pushes", type=int, default=5)
     parser.add_argument("--flat-minutes", type=float, default=0)
     args = parser.parse_args()
+    # A terminated bench still stops its processes and its Postgres (the finally blocks).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(f"scale bench: {os.cpu_count()} cores, {sys.version.split()[0]}")
     for transport in ("http", "file") if args.transport == "both" else (args.transport,):
         run(args, transport)

@@ -58,6 +58,8 @@ class _Handler(NoDelayHandler):
         self.server.seen.append(
             (self.command, urlsplit(self.path).path, self.headers["User-Agent"])
         )
+        if body[4:12] == b"command=":  # a protocol v2 request's first pkt-line
+            self.server.commands.append(body[12 : int(body[:4], 16)].decode().rstrip("\n"))
         if self.server.delay:
             time.sleep(self.server.delay)
         if not self._authorized():
@@ -131,6 +133,7 @@ class GitHttpServer(BackgroundServer):
         self.mode = mode
         self.requests = 0
         self.seen: list[tuple[str, str, str]] = []  # (method, path, User-Agent)
+        self.commands: list[str] = []  # protocol v2 commands asked for: ls-refs, fetch
         self.delay = 0.0  # seconds before each answer
         self.release = threading.Event()
 

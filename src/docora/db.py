@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from psycopg import AsyncConnection
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,14 @@ async def _autocommit(conn: AsyncConnection) -> None:
     # Set here rather than in the pool's connect kwargs: Procrastinate opens its
     # LISTEN connection with those kwargs plus its own autocommit=True.
     await conn.set_autocommit(True)
+
+
+def within_transaction(conn: AsyncConnection) -> contextlib.AbstractAsyncContextManager:
+    """A transaction when the connection is idle; none when one is open already: a savepoint
+    would cost two round trips, and a failure aborts the caller's transaction anyway."""
+    if conn.info.transaction_status == TransactionStatus.INTRANS:
+        return contextlib.nullcontext()
+    return conn.transaction()
 
 
 @contextlib.contextmanager

@@ -60,10 +60,21 @@ def _clear_stale_locks(mirror: Path) -> None:
         lock.unlink(missing_ok=True)
 
 
-async def has_commit(mirror: Path, commit: str) -> bool:
+async def has_commit(mirror: Path, commit: str, *, branch: str | None = None) -> bool:
+    """Whether the mirror holds `commit`. The branch's loose ref naming it answers
+    without a git process: git writes a ref only once the objects it names are in."""
     if not (mirror / "HEAD").exists():
         return False
+    if branch is not None and _ref_names(mirror, branch, commit):
+        return True
     return await object_exists(mirror, f"{commit}^{{commit}}")
+
+
+def _ref_names(mirror: Path, branch: str, commit: str) -> bool:
+    try:
+        return (mirror / "refs" / "heads" / branch).read_text().strip() == commit
+    except (OSError, ValueError):
+        return False
 
 
 def _fetched_commit(mirror: Path) -> str | None:
@@ -87,8 +98,14 @@ async def fetch_branch(
     allow_local: bool,
     timeout_ms: int,
     resolver: Resolver = system_resolver,
+    tip: str | None = None,
 ) -> str:
     """Fetch the branch tip into the mirror (creating it if needed); return its commit.
+
+    `tip`, a commit the caller just read from the remote, is fetched by its id: with no
+    refs to match, git skips the ref listing (one request fewer to the host, protocol
+    v2). A host that will not serve it (v0 serves advertised tips only; the branch may
+    have moved and the commit gone) gets the branch by name instead.
 
     The host is checked (and git pinned to the checked addresses) at every fetch: DNS may
     have changed since registration."""
@@ -97,8 +114,11 @@ async def fetch_branch(
     created = not (mirror / "HEAD").exists()
     if created:
         mirror.mkdir(parents=True, exist_ok=True)
+        # No template: a mirror needs none of the sample hooks and files git copies.
         await run_git_async(
-            ["init", "--quiet", "--bare", str(mirror)], env=env, timeout_ms=timeout_ms
+            ["init", "--quiet", "--bare", "--template=", str(mirror)],
+            env=env,
+            timeout_ms=timeout_ms,
         )
     ref = f"refs/heads/{branch}"
     _clear_stale_locks(mirror)
@@ -106,17 +126,29 @@ async def fetch_branch(
     # first fetch (one process fewer per first sync); later fetches keep it.
     maintenance = "--no-auto-maintenance" if created else "--auto-maintenance"
     args = ["fetch", "--quiet", "--no-tags", "--depth=1", "--force", maintenance]
-    (mirror / "FETCH_HEAD").unlink(missing_ok=True)
-    try:
+
+    async def fetch(source: str) -> None:
+        (mirror / "FETCH_HEAD").unlink(missing_ok=True)
         # The URL is an argument, never stored as a remote: nothing about the origin,
         # and certainly no credential, is written into the mirror's config.
         await run_git_async(
-            [*args, "--", url, f"+{ref}:{ref}"],
+            [*args, "--", url, f"+{source}:{ref}"],
             env=env,
             timeout_ms=timeout_ms,
             cwd=str(mirror),
             secrets=secrets,
         )
+
+    try:
+        if tip is None or not _OBJECT_ID.fullmatch(tip):
+            await fetch(ref)
+        else:
+            try:
+                await fetch(tip)
+            except GitError as exc:
+                if exc.kind not in (GitErrorKind.GIT, GitErrorKind.NOT_FOUND):
+                    raise
+                await fetch(ref)
     except GitError:
         if created:
             shutil.rmtree(mirror, ignore_errors=True)

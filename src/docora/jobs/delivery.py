@@ -171,7 +171,7 @@ async def _ensure_commit(
     services: Services, repo: Repository, watch: Watch, mirror: Path, commit: str
 ) -> None:
     """Another worker host may have made the snapshot: fetch with this watch's own token."""
-    if await has_commit(mirror, commit):
+    if await has_commit(mirror, commit, branch=repo.branch):
         return
     token = None
     if watch.token_enc is not None:
@@ -186,8 +186,9 @@ async def _ensure_commit(
         allow_local=services.settings.allow_local_repositories,
         timeout_ms=services.settings.git_timeout_ms,
         resolver=services.resolver,
+        tip=commit,
     )
-    if not await has_commit(mirror, commit):
+    if not await has_commit(mirror, commit, branch=repo.branch):
         raise DeliveryFailed(
             "the snapshot's commit is no longer on the remote; waiting for the next sync"
         )

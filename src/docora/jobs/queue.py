@@ -14,14 +14,16 @@ from __future__ import annotations
 import procrastinate
 from psycopg import AsyncConnection
 
+from docora.db import within_transaction
+
 SYNC_TASK = "docora.sync_repository"
 DELIVER_TASK = "docora.deliver_watch"
 ALERT_TASK = "docora.send_sync_failed"
 OPERATION_TASK = "docora.run_operation"
 FORGET_MIRROR_TASK = "docora.forget_mirror"
 
-_SERIALIZE = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
-_WAITING = "SELECT EXISTS (SELECT 1 FROM procrastinate_jobs WHERE lock = %s AND status = 'todo')"
+# Waits for the lock's turn, then says whether a job with it is waiting (migration 0010).
+_WAITING = "SELECT docora_job_waiting(%s)"
 
 
 SYNC_LOCK_PREFIX = "repo:"
@@ -74,8 +76,7 @@ class JobQueue:
         await self._app.configure_task(ALERT_TASK, connection=conn).defer_async(**payload)
 
     async def _defer_once(self, conn: AsyncConnection, task: str, lock: str, **args) -> bool:
-        async with conn.transaction():
-            await conn.execute(_SERIALIZE, (lock,))
+        async with within_transaction(conn):
             cur = await conn.execute(_WAITING, (lock,))
             row = await cur.fetchone()
             if row and row[0]:

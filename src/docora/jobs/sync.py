@@ -135,7 +135,9 @@ class SyncRun:
                     GitErrorKind.NOT_FOUND, f"branch {self.repo.branch!r} no longer exists"
                 )
         elif head.commit_sha != snapshot_commit:
-            snapshot_commit = await self._fetch_and_snapshot(token, snapshot_commit)
+            snapshot_commit = await self._fetch_and_snapshot(
+                token, snapshot_commit, head.commit_sha
+            )
         if self.repo.consecutive_failures:
             async with self.services.pool.connection() as conn:
                 await repositories.close_circuit(conn, self.repo.id)
@@ -204,7 +206,7 @@ class SyncRun:
                     await watches.set_verified(conn, self.repo.id, app_ids, None)
         return readable
 
-    async def _fetch_and_snapshot(self, token: str | None, previous: str | None) -> str:
+    async def _fetch_and_snapshot(self, token: str | None, previous: str | None, tip: str) -> str:
         mirror = self.services.mirror_for(self.repo)
         fetch_started = time.perf_counter()
         fetched = await fetch_branch(
@@ -215,6 +217,7 @@ class SyncRun:
             allow_local=self.settings.allow_local_repositories,
             timeout_ms=self.settings.git_timeout_ms,
             resolver=self.services.resolver,
+            tip=tip,
         )
         fetch_seconds = time.perf_counter() - fetch_started
         metrics.FETCH_DURATION.observe(fetch_seconds)

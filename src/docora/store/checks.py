@@ -12,6 +12,8 @@ import msgspec
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
+from docora.store import repositories, watches
+
 OUTCOMES = ("unchanged", "changed", "failed")
 
 
@@ -72,20 +74,12 @@ WHERE (r.cooldown_until IS NULL OR r.cooldown_until <= now())
 ORDER BY p.was_due
 """
 
-# A batch's outcomes, one statement: the unchanged repositories' synced watches are checked
-# now and next at their phase of the interval (docora_next_check), circuits of repositories
-# that answered again are closed, and the totals grow.
-RECORD_BATCH = """
-WITH checked AS (
-    UPDATE watches SET last_scanned_at = now(),
-        next_check_at = docora_next_check(repository_id, %(interval)s)
-    WHERE repository_id = ANY(%(unchanged_ids)s) AND status = 'synced'
-    RETURNING 1
-), closed AS (
-    UPDATE repositories SET consecutive_failures = 0, cooldown_until = NULL,
-        circuit_opened_at = NULL, updated_at = now()
-    WHERE id = ANY(%(closing_ids)s) AND (consecutive_failures <> 0 OR cooldown_until IS NOT NULL)
-    RETURNING 1
+# A batch's outcomes, one statement: the unchanged repositories' synced watches are marked
+# checked, circuits of repositories that answered again are closed (the statements a
+# single sync runs), and the totals grow.
+RECORD_BATCH = f"""
+WITH checked AS ({watches.MARK_CHECKED} RETURNING 1
+), closed AS ({repositories.CLOSE_CIRCUIT} RETURNING 1
 ), counted AS (
     INSERT INTO rescan_totals AS t (outcome, n)
     SELECT outcome, n FROM unnest(%(outcomes)s::text[], %(counts)s::bigint[]) AS v(outcome, n)
@@ -130,11 +124,11 @@ async def record_batch(
     cur = await conn.execute(
         RECORD_BATCH,
         {
-            "unchanged_ids": unchanged,
-            "closing_ids": closing,
+            "checked_ids": unchanged,
+            "circuit_ids": closing,
             "outcomes": list(OUTCOMES),
             "counts": [counts.get(o, 0) for o in OUTCOMES],
-            "interval": interval_ms,
+            "rescan": interval_ms,
         },
     )
     row = await cur.fetchone()

@@ -44,13 +44,19 @@ SELECT_REPOSITORY = f"SELECT {COLUMNS} FROM {FROM} WHERE r.id = %s"
 
 # The id is derived from (url, branch), so the row has two unique keys that always agree;
 # ON CONFLICT can arbitrate only one, and two first registrations at once could trip
-# the other. Registrations of one repository therefore take turns (transaction-scoped).
-SERIALIZE_REGISTRATION = "SELECT pg_advisory_xact_lock(hashtextextended('repository:' || %s, 0))"
-
-UPSERT_REPOSITORY = """
-INSERT INTO repositories (id, url, host, owner, name, branch, is_private)
-VALUES (%(id)s, %(url)s, %(host)s, %(owner)s, %(name)s, %(branch)s, %(is_private)s)
-ON CONFLICT (id) DO UPDATE SET is_private = EXCLUDED.is_private, updated_at = now()
+# the other. Registrations of one repository therefore take turns (a transaction-scoped
+# advisory lock, taken as the row to insert is produced: ON CONFLICT then sees the row a
+# predecessor committed, whatever the statement's snapshot). One round trip in all.
+UPSERT_REPOSITORY = f"""
+WITH turn AS (SELECT pg_advisory_xact_lock(hashtextextended('repository:' || %(id)s, 0))),
+upserted AS (
+    INSERT INTO repositories (id, url, host, owner, name, branch, is_private)
+    SELECT %(id)s, %(url)s, %(host)s, %(owner)s, %(name)s, %(branch)s, %(is_private)s
+    FROM turn
+    ON CONFLICT (id) DO UPDATE SET is_private = EXCLUDED.is_private, updated_at = now()
+    RETURNING *
+)
+SELECT {COLUMNS} FROM upserted r LEFT JOIN snapshots s ON s.repository_id = r.id
 """
 
 RECORD_GIT_FAILURE = """
@@ -66,10 +72,11 @@ RETURNING consecutive_failures, cooldown_until,
     consecutive_failures >= %(threshold)s AS opened_now
 """
 
+# For one repository or a batch of checks (store/checks.py).
 CLOSE_CIRCUIT = """
 UPDATE repositories SET consecutive_failures = 0, cooldown_until = NULL,
     circuit_opened_at = NULL, updated_at = now()
-WHERE id = %s AND (consecutive_failures <> 0 OR cooldown_until IS NOT NULL)
+WHERE id = ANY(%(circuit_ids)s) AND (consecutive_failures <> 0 OR cooldown_until IS NOT NULL)
 """
 
 
@@ -81,9 +88,9 @@ async def get_repository(conn: AsyncConnection, repository_id: str) -> Repositor
 
 async def upsert_repository(conn: AsyncConnection, **values) -> Repository:
     """Insert or refresh a repository; call inside the caller's transaction."""
-    await conn.execute(SERIALIZE_REGISTRATION, (values["id"],))
-    await conn.execute(UPSERT_REPOSITORY, values)
-    row = await get_repository(conn, values["id"])
+    async with conn.cursor(row_factory=class_row(Repository)) as cur:
+        await cur.execute(UPSERT_REPOSITORY, values)
+        row = await cur.fetchone()
     assert row is not None
     return row
 
@@ -100,7 +107,7 @@ async def record_git_failure(
 
 
 async def close_circuit(conn: AsyncConnection, repository_id: str) -> None:
-    await conn.execute(CLOSE_CIRCUIT, (repository_id,))
+    await conn.execute(CLOSE_CIRCUIT, {"circuit_ids": [repository_id]})
 
 
 # repositories_url_match_idx: (lower(url), branch).

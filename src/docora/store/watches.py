@@ -52,8 +52,10 @@ FROM watches w JOIN {repositories.FROM} ON r.id = w.repository_id
 SELECT_APP_WATCHES = _JOINED + "WHERE w.app_id = %s ORDER BY w.created_at, r.id"
 SELECT_APP_WATCH = _JOINED + "WHERE w.app_id = %s AND w.repository_id = %s"
 
-# A re-registration is a fresh start: new token, cleared errors, nothing delivered.
-UPSERT_WATCH = """
+# A re-registration is a fresh start: new token, cleared errors, nothing delivered (the
+# delivered state goes in the same statement, one round trip).
+RESET_WATCH = """
+WITH upserted AS (
 INSERT INTO watches (app_id, repository_id, token_enc, pending_changes, paths, path_regexes,
                      path_includes)
 VALUES (%(app_id)s, %(repository_id)s, %(token_enc)s,
@@ -75,6 +77,9 @@ ON CONFLICT (app_id, repository_id) DO UPDATE SET
     path_regexes = EXCLUDED.path_regexes,
     path_includes = EXCLUDED.path_includes,
     updated_at = now()
+RETURNING 1
+)
+DELETE FROM delivered_files WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s
 """
 
 # A new filter: the next sync hands the snapshot out again (a watch that is not `synced`
@@ -136,10 +141,12 @@ WHERE app_id = %s AND repository_id = %s
 
 # Next checks fall on the repository's phase of the interval (docora_next_check,
 # migrations/0009), so that many repositories' checks spread over it.
+# The synced watches of repositories whose tip had not moved: checked now, next at their
+# phase of the interval. For one repository or a batch of checks (store/checks.py).
 MARK_CHECKED = """
 UPDATE watches SET last_scanned_at = now(),
     next_check_at = docora_next_check(repository_id, %(rescan)s)
-WHERE repository_id = %(repository_id)s AND status = 'synced'
+WHERE repository_id = ANY(%(checked_ids)s) AND status = 'synced'
 """
 
 SET_WATCH_STATUS = """
@@ -215,16 +222,14 @@ async def reset_watch(
     token_enc: bytes | None,
     path_filter: FilterColumns | None = None,
 ) -> None:
-    """Create the watch, or reset an existing one to a fresh full sync (one transaction)."""
+    """Create the watch, or reset an existing one to a fresh full sync (one statement)."""
     params = {
         "app_id": app_id,
         "repository_id": repository_id,
         "token_enc": token_enc,
         **_filter_params(path_filter),
     }
-    async with conn.transaction():
-        await conn.execute(UPSERT_WATCH, params)
-        await conn.execute(DELETE_DELIVERED_STATE, params)
+    await conn.execute(RESET_WATCH, params)
 
 
 async def set_paths(
@@ -261,7 +266,7 @@ async def mark_resync(conn: AsyncConnection, app_id: str, repository_id: str) ->
 
 
 async def mark_checked(conn: AsyncConnection, repository_id: str, *, rescan_ms: int) -> None:
-    await conn.execute(MARK_CHECKED, {"repository_id": repository_id, "rescan": rescan_ms})
+    await conn.execute(MARK_CHECKED, {"checked_ids": [repository_id], "rescan": rescan_ms})
 
 
 async def set_watch_status(

@@ -1,0 +1,1 @@
+DROP FUNCTION IF EXISTS docora_job_waiting(text);
