@@ -183,7 +183,9 @@ def commit_to(remote: Path, work: Path, content: str) -> None:
 
 
 class Service:
-    def __init__(self, root: Path, pg: Postgres, interval_ms: int) -> None:
+    def __init__(
+        self, root: Path, pg: Postgres, interval_ms: int, worker_nice: int = 0, **settings: str
+    ) -> None:
         self.api_port = free_port()
         self.env = service_environment(
             root,
@@ -192,10 +194,13 @@ class Service:
             SCAN_INTERVAL_MS="1000",
             RESCAN_INTERVAL_MS=str(interval_ms),
             PUSH_WEBHOOK_SECRET=PUSH_SECRET,
+            **settings,
         )
         command = [sys.executable, "-m", "docora"]
         self.api_proc = subprocess.Popen([*command, "api"], env=self.env)
         self.worker = subprocess.Popen([*command, "worker"], env=self.env)
+        if worker_nice:
+            os.setpriority(os.PRIO_PROCESS, self.worker.pid, worker_nice)
         wait_http(f"http://127.0.0.1:{self.api_port}/health")
         self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}", timeout=60)
 
@@ -328,7 +333,10 @@ def signed_push(url: str) -> tuple[bytes, dict[str, str]]:
 
 
 def run(args, transport: str) -> None:
-    print(f"\n=== {transport}: {args.repos} repositories, RESCAN_INTERVAL_MS={args.interval_ms}")
+    print(
+        f"\n=== {transport}: {args.repos} repositories, RESCAN_INTERVAL_MS={args.interval_ms}, "
+        f"SCAN_CONCURRENCY={args.scan_concurrency}"
+    )
     tmp = Path(tempfile.mkdtemp(prefix="docora-scale-"))
     pg = Postgres(tmp)
     server = None
@@ -348,7 +356,8 @@ def run(args, transport: str) -> None:
             urls = [f"file://{r}" for r in remotes]
         arrivals = Arrivals()
         with arrivals.receiver:
-            service = Service(tmp, pg, args.interval_ms)
+            settings = {"SCAN_CONCURRENCY": str(args.scan_concurrency)}
+            service = Service(tmp, pg, args.interval_ms, args.worker_nice, **settings)
             auth = onboard(service, arrivals.receiver.base_url)
             app_id = service.api.get("/api/apps/me", headers=auth).json()["app_id"]
             registered = urls[: args.repos - args.seed]
@@ -374,6 +383,8 @@ def run(args, transport: str) -> None:
                 f"{name} {1000 * seconds / len(registered):.1f}" for name, seconds in spent.items()
             )
             print(f"burst CPU per repository (registration, first sync, 3 events), ms: {per_repo}")
+            if args.burst_only:
+                return
             if args.seed:
                 commit = git("rev-parse", "HEAD", cwd=remotes[-1]).strip()
                 seed(pg, app_id, urls[args.repos - args.seed :], commit, args.interval_ms)
@@ -456,6 +467,8 @@ def freshness(args, service, pg, remotes, urls, ids, arrivals: Arrivals, tmp: Pa
     for index, at in committed:
         arrived = arrivals.wait(ids[index], f"poll {index}\n", timeout=interval_s + 30)
         latencies.append(arrived - at)
+    if not latencies:
+        return
     print(
         f"freshness without hooks ({len(latencies)} commits at random moments): commit -> "
         f"delivered p50 {statistics.median(latencies):.1f} / max {max(latencies):.1f} s "
@@ -503,6 +516,9 @@ def main() -> None:
     parser.add_argument("--repos", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=8, help="registering at once")
     parser.add_argument("--seed", type=int, default=0, help="of --repos, written as synced")
+    parser.add_argument("--scan-concurrency", type=int, default=5, help="SCAN_CONCURRENCY")
+    parser.add_argument("--burst-only", action="store_true", help="stop after phase 1")
+    parser.add_argument("--worker-nice", type=int, default=0, help="the worker's CPU niceness")
     parser.add_argument("--interval-ms", type=int, default=60_000)
     parser.add_argument("--window-s", type=float, default=60)
     parser.add_argument("--commits", type=int, default=10)
