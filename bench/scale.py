@@ -136,15 +136,18 @@ class Postgres:
 def cpu_split(service, server, pg: Postgres) -> dict[str, float]:
     """CPU seconds so far of each party: the worker and the git server with their reaped
     children (git processes), the API process, Postgres."""
-    split = {"worker": worker_cpu(service.worker.pid), "api": process_cpu(service.api_proc.pid)}
+    split = {
+        "worker": cpu_with_children(service.worker.pid),
+        "api": process_cpu(service.api_proc.pid),
+    }
     if server is not None:
-        split["git server"] = worker_cpu(server.pid)
+        split["git server"] = cpu_with_children(server.pid)
     split["postgres"] = pg.cpu()
     return split
 
 
-def worker_cpu(pid: int) -> float:
-    """The worker's CPU seconds, the git processes it started (and reaped) included."""
+def cpu_with_children(pid: int) -> float:
+    """A process's CPU seconds, the processes it started and reaped (git) included."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
@@ -406,7 +409,7 @@ def steady(args, pg: Postgres, service: Service) -> None:
     interval_s = args.interval_ms / 1000
     time.sleep(interval_s + 2)  # every repository checked once since its first sync
     before = (
-        worker_cpu(service.worker.pid),
+        cpu_with_children(service.worker.pid),
         process_cpu(service.api_proc.pid),
         pg.cpu(),
         rescans(pg),
@@ -424,7 +427,7 @@ def steady(args, pg: Postgres, service: Service) -> None:
         time.sleep(1)
     elapsed = time.monotonic() - started
     after = (
-        worker_cpu(service.worker.pid),
+        cpu_with_children(service.worker.pid),
         process_cpu(service.api_proc.pid),
         pg.cpu(),
         rescans(pg),

@@ -139,16 +139,18 @@ async def fetch_branch(
             secrets=secrets,
         )
 
-    try:
+    async def fetch_tip_or_branch() -> None:
         if tip is None or not _OBJECT_ID.fullmatch(tip):
+            return await fetch(ref)
+        try:
+            await fetch(tip)
+        except GitError as exc:
+            if exc.kind not in (GitErrorKind.GIT, GitErrorKind.NOT_FOUND):
+                raise
             await fetch(ref)
-        else:
-            try:
-                await fetch(tip)
-            except GitError as exc:
-                if exc.kind not in (GitErrorKind.GIT, GitErrorKind.NOT_FOUND):
-                    raise
-                await fetch(ref)
+
+    try:
+        await fetch_tip_or_branch()
     except GitError:
         if created:
             shutil.rmtree(mirror, ignore_errors=True)

@@ -52,9 +52,13 @@ FROM watches w JOIN {repositories.FROM} ON r.id = w.repository_id
 SELECT_APP_WATCHES = _JOINED + "WHERE w.app_id = %s ORDER BY w.created_at, r.id"
 SELECT_APP_WATCH = _JOINED + "WHERE w.app_id = %s AND w.repository_id = %s"
 
+DELETE_DELIVERED_STATE = """
+DELETE FROM delivered_files WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s
+"""
+
 # A re-registration is a fresh start: new token, cleared errors, nothing delivered (the
 # delivered state goes in the same statement, one round trip).
-RESET_WATCH = """
+RESET_WATCH = f"""
 WITH upserted AS (
 INSERT INTO watches (app_id, repository_id, token_enc, pending_changes, paths, path_regexes,
                      path_includes)
@@ -78,9 +82,7 @@ ON CONFLICT (app_id, repository_id) DO UPDATE SET
     path_includes = EXCLUDED.path_includes,
     updated_at = now()
 RETURNING 1
-)
-DELETE FROM delivered_files WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s
-"""
+){DELETE_DELIVERED_STATE}"""
 
 # A new filter: the next sync hands the snapshot out again (a watch that is not `synced`
 # gets a delivery), which sends the creates and deletes the change implies.
@@ -90,10 +92,6 @@ UPDATE watches SET paths = %(paths)s, path_regexes = %(path_regexes)s,
     next_check_at = now(), updated_at = now(),
     status = CASE WHEN status = 'synced' THEN 'pending_snapshot' ELSE status END
 WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s
-"""
-
-DELETE_DELIVERED_STATE = """
-DELETE FROM delivered_files WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s
 """
 
 # What the app lacks of the snapshot (the part its path filter includes): creates + updates
@@ -139,10 +137,9 @@ UPDATE watches SET next_check_at = now(), updated_at = now()
 WHERE app_id = %s AND repository_id = %s
 """
 
-# Next checks fall on the repository's phase of the interval (docora_next_check,
-# migrations/0009), so that many repositories' checks spread over it.
 # The synced watches of repositories whose tip had not moved: checked now, next at their
-# phase of the interval. For one repository or a batch of checks (store/checks.py).
+# phase of the interval (docora_next_check, migrations/0009, so that many repositories'
+# checks spread over it). For one repository or a batch of checks (store/checks.py).
 MARK_CHECKED = """
 UPDATE watches SET last_scanned_at = now(),
     next_check_at = docora_next_check(repository_id, %(rescan)s)
