@@ -201,9 +201,9 @@ class Service:
         )
         command = [sys.executable, "-m", "docora"]
         self.api_proc = subprocess.Popen([*command, "api"], env=self.env)
-        self.worker = subprocess.Popen([*command, "worker"], env=self.env)
-        if worker_nice:
-            os.setpriority(os.PRIO_PROCESS, self.worker.pid, worker_nice)
+        # nice(1) before exec, so that every thread and git process inherits the niceness.
+        niced = ["nice", "-n", str(worker_nice)] if worker_nice else []
+        self.worker = subprocess.Popen([*niced, *command, "worker"], env=self.env)
         wait_http(f"http://127.0.0.1:{self.api_port}/health")
         self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}", timeout=60)
 
@@ -348,8 +348,11 @@ def run(args, transport: str) -> None:
         apply_migrations(pg.url)
         remotes = make_remotes(tmp, args.repos, copies=max(args.commits, args.repos - args.seed))
         if transport == "http":
+            # --remote-nice stands the git server (a hosted remote, on other machines in
+            # production) back from the cores Docora's own processes need.
+            niced = ["nice", "-n", str(args.remote_nice)] if args.remote_nice else []
             server = subprocess.Popen(
-                [sys.executable, str(ROOT / "bench" / "git_server.py"), str(tmp / "srv")],
+                [*niced, sys.executable, str(ROOT / "bench" / "git_server.py"), str(tmp / "srv")],
                 stdout=subprocess.PIPE,
                 text=True,
             )
@@ -522,6 +525,9 @@ def main() -> None:
     parser.add_argument("--scan-concurrency", type=int, default=5, help="SCAN_CONCURRENCY")
     parser.add_argument("--burst-only", action="store_true", help="stop after phase 1")
     parser.add_argument("--worker-nice", type=int, default=0, help="the worker's CPU niceness")
+    parser.add_argument(
+        "--remote-nice", type=int, default=0, help="the git server's CPU niceness (HTTP)"
+    )
     parser.add_argument("--interval-ms", type=int, default=60_000)
     parser.add_argument("--window-s", type=float, default=60)
     parser.add_argument("--commits", type=int, default=10)

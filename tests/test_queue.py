@@ -8,7 +8,7 @@ import contextlib
 
 import pytest
 
-from docora.db import open_pool
+from docora.db import open_pool, pipelined_transaction, within_transaction
 from docora.jobs.app import build_job_app
 from docora.jobs.queue import JobQueue
 
@@ -66,3 +66,20 @@ async def test_a_deferral_is_part_of_the_callers_transaction_or_its_own(settings
         assert await queue.sync_now(conn, "repo_alone")
         assert not await queue.sync_now(conn, "repo_alone")
     assert waiting(db, "repo_alone") == 1
+
+
+async def test_a_deferral_inside_a_pipelined_transaction_joins_it(settings, db):
+    async with queue_on(settings) as (pool, queue), pool.connection() as conn:
+        with pytest.raises(RuntimeError):
+            async with pipelined_transaction(conn):
+                await conn.execute("SELECT 1")  # in flight: the connection reads ACTIVE
+                # No savepoint of its own: the caller's transaction is already open.
+                assert isinstance(within_transaction(conn), contextlib.nullcontext)
+                assert await queue.sync_now(conn, "repo_pipelined")
+                raise RuntimeError("the caller fails after deferring")
+        assert waiting(db, "repo_pipelined") == 0
+        async with pipelined_transaction(conn):
+            await conn.execute("SELECT 1")
+            assert await queue.sync_now(conn, "repo_pipelined")
+            assert not await queue.sync_now(conn, "repo_pipelined")
+    assert waiting(db, "repo_pipelined") == 1

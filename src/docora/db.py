@@ -7,7 +7,7 @@ import logging
 import time
 import warnings
 import weakref
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from psycopg import AsyncConnection
@@ -65,10 +65,23 @@ async def _autocommit(conn: AsyncConnection) -> None:
     await conn.set_autocommit(True)
 
 
+@contextlib.asynccontextmanager
+async def pipelined_transaction(conn: AsyncConnection) -> AsyncIterator[None]:
+    """A transaction whose statements go out without waiting for one another's answers
+    (psycopg's pipeline mode): a round trip only where a result is read, and one to commit.
+    Under CPU contention each round trip is a wait for the scheduler, so a request that
+    needs few results gets its answer sooner."""
+    async with conn.pipeline(), conn.transaction():
+        yield
+
+
 def within_transaction(conn: AsyncConnection) -> contextlib.AbstractAsyncContextManager:
     """A transaction when the connection is idle; none when one is open already: a savepoint
-    would cost two round trips, and a failure aborts the caller's transaction anyway."""
-    if conn.info.transaction_status == TransactionStatus.INTRANS:
+    would cost two round trips, and a failure aborts the caller's transaction anyway.
+
+    ACTIVE counts as open: it is only seen in pipeline mode, with the caller's statements
+    still in flight inside the transaction it opened (see `pipelined_transaction`)."""
+    if conn.info.transaction_status != TransactionStatus.IDLE:
         return contextlib.nullcontext()
     return conn.transaction()
 

@@ -30,6 +30,7 @@ from docora.api.models import (
 )
 from docora.api.responses import errors
 from docora.crypto import watch_token_context
+from docora.db import pipelined_transaction
 from docora.errors import DocoraError, InvalidInput, NotFound
 from docora.git.command import GitError, GitErrorKind
 from docora.git.remote import AccessCheck, check_access
@@ -160,7 +161,7 @@ class RepositoriesController(Controller):
             if data.github_token
             else None
         )
-        async with db.transaction():
+        async with pipelined_transaction(db):
             row = await repositories.upsert_repository(
                 db,
                 id=repository_id,
