@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from tests.conftest import RECEIVER_KEY, onboard
 from tests.e2e import wait_until, watch
 from tests.gitrepo import fast_import
+from tests.hosts import onboard_apps
 from tests.worker import WorkerProcess
 
 
@@ -22,15 +22,7 @@ def test_workers_share_the_work_without_overlap(
     settings, client, receiver, db, tmp_path, worker_count
 ):
     workers = [WorkerProcess(settings) for _ in range(worker_count)]
-    apps = [
-        onboard(
-            client,
-            app_name=f"app {i}",
-            base_url=receiver.base_url,
-            client_auth_key=RECEIVER_KEY,
-        )[1]
-        for i in range(2)
-    ]
+    apps = [headers for _, headers in onboard_apps(client, receiver, 2)]
     expected = 0
     for r in range(4):
         remote = tmp_path / "acme" / f"r{r}.git"

@@ -37,6 +37,8 @@ WORKER_NAMES = {
     "docora_webhook_duration_seconds",
     "docora_blobs_hashed",
     "docora_bytes_hashed",
+    "docora_mirror_bytes",
+    "docora_mirror_evictions",
     # Read from Postgres at scrape time, as the API's are.
     "docora_rescan_lag_seconds",
     "docora_rescans",

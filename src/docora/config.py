@@ -31,6 +31,9 @@ class Settings(msgspec.Struct, rename="upper", kw_only=True, frozen=True):
     log_format: Literal["text", "json"] = "text"
     cors_origin: str | None = None
     repos_base_path: str = "./.docora/repos"
+    # Not in the original: a bound on this host's mirrors (git/mirrors.py); the least
+    # recently used are removed past it, never one in use. Unset: unbounded.
+    repos_max_bytes: Bytes | None = None
     scan_interval_ms: Millis = 60_000
     rescan_interval_ms: Millis = 300_000
     scan_concurrency: Annotated[int, msgspec.Meta(ge=1, le=256)] = 5

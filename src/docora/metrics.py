@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -170,6 +170,16 @@ WEBHOOK_DURATION = Histogram(
 )
 BLOBS_HASHED = Counter("docora_blobs_hashed", "Blobs read and hashed", registry=WORKER)
 BYTES_HASHED = Counter("docora_bytes_hashed", "Bytes read and hashed", registry=WORKER)
+MIRROR_BYTES = Gauge(
+    "docora_mirror_bytes",
+    "Bytes this host's mirrors take on disk, as of the last fetch (REPOS_BASE_PATH)",
+    registry=WORKER,
+)
+MIRROR_EVICTIONS = Counter(
+    "docora_mirror_evictions",
+    "Mirrors removed to keep this host within REPOS_MAX_BYTES",
+    registry=WORKER,
+)
 
 
 class _FromPostgres:

@@ -139,7 +139,7 @@ class _Handler(NoDelayHandler):
             received = Received(event, body, raw, headers, verified, status, duplicate)
             state.events.append(received)
             if status < 300 and not duplicate:
-                _apply(state, event, body)
+                apply_event(state, event, body)
                 state.remember(delivery_id)
         if state.on_event is not None:
             state.on_event(received)
@@ -154,12 +154,12 @@ class _Handler(NoDelayHandler):
         )
 
 
-def _apply(state: ReceiverState, event: str, body: dict) -> None:
+def apply_event(state: ReceiverState, event: str, body: dict) -> None:
     if event == "batch":
         # Batch mode (SPEC 11): the same events, in order, under one signature.
         for item in body["events"]:
             single = {"repository": body["repository"], "file": item["file"]}
-            _apply(state, item["event"], single)
+            apply_event(state, item["event"], single)
         return
     if event == "delete":
         state.files.pop(body["file"]["path"], None)

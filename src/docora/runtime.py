@@ -68,6 +68,9 @@ async def run_worker(
         resolver=resolver,
         refs=SmartHttpRefs(allow_local=settings.allow_local_repositories, resolver=resolver),
     )
+    # This host's mirrors as they are on disk (a worker may start with a full base path,
+    # or with an emptied one), and the bound enforced if it shrank since.
+    await services.account_mirrors()
     jobs = build_job_app(settings, services)
     await jobs.open_async(pool)
     reaper = asyncio.create_task(_reap_forever(jobs, pool, settings), name="reaper")

@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+from docora.git import mirrors
 from docora.git.command import GitError, GitErrorKind, run_git_async
 from docora.git.hosts import remote_environment
 from docora.git.stream import object_exists
@@ -36,23 +37,12 @@ def mirror_path(
     return Path(base).resolve().joinpath(*parts, _safe(branch.replace("/", "__")) + ".git")
 
 
-def remove_mirror(base: str | Path, mirror: Path) -> bool:
-    """Delete a mirror directory, never anything outside `base`; True if one was there."""
-    root = Path(base).resolve()
-    if root not in mirror.resolve().parents or not mirror.name.endswith(".git"):
-        raise ValueError(f"{mirror} is not a mirror under {root}")
-    if not mirror.exists():
-        return False
-    shutil.rmtree(mirror, ignore_errors=True)
-    return True
-
-
 def _clear_stale_locks(mirror: Path) -> None:
     """Remove lock files a killed git left behind.
 
-    Safe because a mirror is only ever written by the one sync of its repository that
-    holds the repository's job lock; without this, one `kill -9` during a fetch would
-    fail every later fetch ("shallow.lock: File exists").
+    Safe because a mirror is only ever written under its write lock (git/mirrors.py), so
+    a lock file found there belongs to no running git; without this, one `kill -9` during
+    a fetch would fail every later fetch ("shallow.lock: File exists").
     """
     # git takes its locks beside what it writes: top-level files (shallow, HEAD, config,
     # packed-refs) and refs. The object store, which can hold many loose files, is not walked.
@@ -110,6 +100,19 @@ async def fetch_branch(
     The host is checked (and git pinned to the checked addresses) at every fetch: DNS may
     have changed since registration."""
     env = await remote_environment(url, token=token, allow_local=allow_local, resolver=resolver)
+    async with mirrors.writing(mirror):
+        return await _fetch_locked(mirror, env, url, branch, token, timeout_ms, tip)
+
+
+async def _fetch_locked(
+    mirror: Path,
+    env: dict[str, str],
+    url: str,
+    branch: str,
+    token: str | None,
+    timeout_ms: int,
+    tip: str | None,
+) -> str:
     secrets = [token] if token else []
     created = not (mirror / "HEAD").exists()
     if created:

@@ -8,12 +8,14 @@ worker's checker (jobs/checks.py) queues a sync only where one is needed.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import procrastinate
 from procrastinate import JobContext
 
 from docora.config import Settings
-from docora.git.mirror import mirror_path, remove_mirror
+from docora.git import mirrors
+from docora.git.mirror import mirror_path
 from docora.jobs import alerts, delivery, operations, sync
 from docora.jobs.connector import PatientConnector
 from docora.jobs.presence import PresentJobManager, WorkerPresence
@@ -64,8 +66,9 @@ def build_job_app(settings: Settings, services: Services | None = None) -> procr
     @app.task(name=FORGET_MIRROR_TASK, pass_context=True)
     async def forget_mirror(context: JobContext, **repository: str) -> None:
         assert services is not None
-        path = mirror_path(services.settings.repos_base_path, **repository)
-        if remove_mirror(services.settings.repos_base_path, path):
+        base = Path(services.settings.repos_base_path)
+        path = mirror_path(base, **repository)
+        if await mirrors.remove(base, path):
             log.info("removed the mirror of a repository nobody watches: %s", path)
 
     @app.task(name=ALERT_TASK, pass_context=True, retry=retry)

@@ -15,8 +15,9 @@ from docora.deliver.payloads import RepositoryRef
 from docora.deliver.recorder import WatchGone
 from docora.deliver.run import BatchPolicy, ChunkPolicy, DeliveryFailed, Target, WatchDelivery
 from docora.deliver.targets import UnsafeTarget, check_target
+from docora.git import mirrors
 from docora.git.command import GitError
-from docora.git.mirror import fetch_branch, has_commit
+from docora.git.mirror import has_commit
 from docora.jobs.retry import attempt_number
 from docora.jobs.services import Services
 from docora.net import RefusedAddress
@@ -50,12 +51,14 @@ async def deliver_watch(
     try:
         if commit is not None:
             await _set(services, repo, watch, "scanning", watch_error=None, attempt=attempt)
-            delivery = await _prepare(services, app, repo, watch, commit, attempt)
-            async with services.pool.connection() as conn:
-                # The one place pending_changes is counted: what this delivery will send,
-                # whatever an older delivery of the watch did before it.
-                await watches.refresh_pending(conn, repository_id, [app_id])
-            sent = await delivery.run()
+            # The mirror is this host's: held against eviction while the delivery reads it.
+            async with mirrors.using(services.mirror_for(repo)):
+                delivery = await _prepare(services, app, repo, watch, commit, attempt)
+                async with services.pool.connection() as conn:
+                    # The one place pending_changes is counted: what this delivery will
+                    # send, whatever an older delivery of the watch did before it.
+                    await watches.refresh_pending(conn, repository_id, [app_id])
+                sent = await delivery.run()
             log.info("delivered %d events to %s for %s", sent, app_id, repository_id)
         async with services.pool.connection() as conn:
             if await snapshots.current_commit(conn, repository_id) == commit:
@@ -178,16 +181,7 @@ async def _ensure_commit(
         token = services.box.decrypt(
             watch.token_enc, context=watch_token_context(watch.app_id, repo.id)
         )
-    await fetch_branch(
-        mirror,
-        url=repo.url,
-        branch=repo.branch,
-        token=token,
-        allow_local=services.settings.allow_local_repositories,
-        timeout_ms=services.settings.git_timeout_ms,
-        resolver=services.resolver,
-        tip=commit,
-    )
+    await services.fetch_mirror(repo, token=token, tip=commit)
     if not await has_commit(mirror, commit, branch=repo.branch):
         raise DeliveryFailed(
             "the snapshot's commit is no longer on the remote; waiting for the next sync"

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from psycopg_pool import AsyncConnectionPool
 
+from docora import metrics
 from docora.config import Settings
 from docora.crypto import SecretBox
 from docora.deliver.client import WebhookSender
-from docora.git.mirror import mirror_path
+from docora.git.mirror import fetch_branch, mirror_path
+from docora.git.mirrors import Accounting, HostMirrors
 from docora.git.smart_http import SmartHttpRefs
 from docora.net import Resolver, system_resolver
 from docora.store.repositories import Repository
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -25,6 +32,45 @@ class Services:
     resolver: Resolver = system_resolver
     # In-process smart-HTTP ref reads (git/smart_http.py); None: git ls-remote for all.
     refs: SmartHttpRefs | None = None
+    mirrors: HostMirrors = field(init=False)
+
+    def __post_init__(self) -> None:
+        base = Path(self.settings.repos_base_path).resolve()
+        self.mirrors = HostMirrors(base, self.settings.repos_max_bytes)
+
+    async def fetch_mirror(self, repo: Repository, *, token: str | None, tip: str) -> str:
+        """Fetch `tip` of the repository's branch into this host's mirror (call while
+        using it: git/mirrors.py), then account for the bytes and keep the host within
+        REPOS_MAX_BYTES; return the fetched commit."""
+        mirror = self.mirror_for(repo)
+        started = time.perf_counter()
+        fetched = await fetch_branch(
+            mirror,
+            url=repo.url,
+            branch=repo.branch,
+            token=token,
+            allow_local=self.settings.allow_local_repositories,
+            timeout_ms=self.settings.git_timeout_ms,
+            resolver=self.resolver,
+            tip=tip,
+        )
+        metrics.FETCH_DURATION.observe(time.perf_counter() - started)
+        self._note(await asyncio.to_thread(self.mirrors.fetched, mirror))
+        return fetched
+
+    async def account_mirrors(self) -> None:
+        """Walk this host's mirrors (at start: the gauge, and the bound if it shrank)."""
+        self._note(await asyncio.to_thread(self.mirrors.walk))
+
+    def _note(self, accounting: Accounting) -> None:
+        metrics.MIRROR_BYTES.set(accounting.total_bytes)
+        if accounting.evicted:
+            metrics.MIRROR_EVICTIONS.inc(len(accounting.evicted))
+            log.info(
+                "removed %d least recently used mirrors (REPOS_MAX_BYTES): %s",
+                len(accounting.evicted),
+                ", ".join(str(m.relative_to(self.mirrors.base)) for m in accounting.evicted),
+            )
 
     def mirror_for(self, repo: Repository) -> Path:
         return mirror_path(

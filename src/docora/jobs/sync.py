@@ -12,8 +12,8 @@ from procrastinate import JobContext
 
 from docora import metrics
 from docora.crypto import DecryptionError, watch_token_context
+from docora.git import mirrors
 from docora.git.command import GitError, GitErrorKind
-from docora.git.mirror import fetch_branch
 from docora.git.remote import RemoteHead, read_remote_head
 from docora.jobs.queue import JobQueue
 from docora.jobs.retry import attempt_number
@@ -208,28 +208,19 @@ class SyncRun:
 
     async def _fetch_and_snapshot(self, token: str | None, previous: str | None, tip: str) -> str:
         mirror = self.services.mirror_for(self.repo)
-        fetch_started = time.perf_counter()
-        fetched = await fetch_branch(
-            mirror,
-            url=self.repo.url,
-            branch=self.repo.branch,
-            token=token,
-            allow_local=self.settings.allow_local_repositories,
-            timeout_ms=self.settings.git_timeout_ms,
-            resolver=self.services.resolver,
-            tip=tip,
-        )
-        fetch_seconds = time.perf_counter() - fetch_started
-        metrics.FETCH_DURATION.observe(fetch_seconds)
-        async with self.services.pool.connection() as conn:
-            stats = await scan_commit(
-                conn,
-                mirror,
-                self.repo.id,
-                previous=previous,
-                commit=fetched,
-                max_size=self.settings.max_file_size_bytes,
-            )
+        async with mirrors.using(mirror):
+            fetch_started = time.perf_counter()
+            fetched = await self.services.fetch_mirror(self.repo, token=token, tip=tip)
+            fetch_seconds = time.perf_counter() - fetch_started
+            async with self.services.pool.connection() as conn:
+                stats = await scan_commit(
+                    conn,
+                    mirror,
+                    self.repo.id,
+                    previous=previous,
+                    commit=fetched,
+                    max_size=self.settings.max_file_size_bytes,
+                )
         metrics.BLOBS_HASHED.inc(stats.blobs_hashed)
         metrics.BYTES_HASHED.inc(stats.bytes_hashed)
         log.info(

@@ -1,0 +1,104 @@
+"""Several worker hosts on one machine, for the tests of SPEC 12: each host a `docora
+worker` process with a disk of its own (REPOS_BASE_PATH), to kill, restart and wipe; and
+what the receivers and the remotes hold, per watch, to compare them at the end."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import msgspec
+
+from docora.config import Settings
+from docora.git.mirrors import disk_bytes
+from docora.receiver import Received, ReceiverState, apply_event
+from tests.conftest import RECEIVER_KEY, onboard
+from tests.gitrepo import git
+from tests.worker import WorkerProcess
+
+
+class WorkerHost:
+    """One host: its own base path, and at most one worker process at a time."""
+
+    def __init__(self, settings: Settings, root: Path, name: str, **env: str) -> None:
+        self.name = name
+        self.base = root / name / "repos"
+        self.settings = msgspec.structs.replace(settings, repos_base_path=str(self.base))
+        self.env = env
+        self.worker: WorkerProcess | None = None
+        self.starts = 0
+
+    def start(self) -> WorkerHost:
+        assert self.worker is None or not self.worker.alive()
+        if self.worker is not None:
+            self.worker.close()
+        self.worker = WorkerProcess(self.settings, **self.env)
+        self.starts += 1
+        return self
+
+    def running(self) -> bool:
+        return self.worker is not None and self.worker.alive()
+
+    def kill(self) -> None:
+        if self.worker is not None:
+            self.worker.kill()
+
+    def stop(self) -> str:
+        assert self.worker is not None
+        return self.worker.stop()
+
+    def wipe(self) -> None:
+        """The host's disk is lost (call while its worker is down)."""
+        assert not self.running()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def disk_bytes(self) -> int:
+        return disk_bytes(self.base) if self.base.exists() else 0
+
+    def log(self) -> str:
+        return self.worker.log() if self.worker is not None else ""
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+
+
+def watch_trees(events: list[Received]) -> dict[tuple[str, str], dict[str, bytes]]:
+    """The files each (app id, repository id) holds after applying its accepted events in
+    the order they arrived, as a receiver keeping one tree per watch would."""
+    states: dict[tuple[str, str], ReceiverState] = {}
+    for event in events:
+        if event.answered >= 300 or event.duplicate:
+            continue
+        key = (event.headers["x-docora-app-id"], event.body["repository"]["repository_id"])
+        apply_event(states.setdefault(key, ReceiverState(key="")), event.event, event.body)
+    return {key: state.files for key, state in states.items()}
+
+
+def remote_tree(remote: Path, branch: str = "main") -> dict[str, bytes]:
+    """Every file of the branch's tip in a bare remote."""
+    tree: dict[str, bytes] = {}
+    listing = git("ls-tree", "-r", "-z", branch, cwd=remote)
+    for entry in filter(None, listing.split("\0")):
+        meta, path = entry.split("\t", 1)
+        _, kind, sha = meta.split()
+        if kind == "blob":
+            tree[path] = git_bytes(remote, sha)
+    return tree
+
+
+def git_bytes(remote: Path, sha: str) -> bytes:
+    return subprocess.run(
+        ["git", "cat-file", "blob", sha], cwd=remote, check=True, capture_output=True
+    ).stdout
+
+
+def onboard_apps(client, receiver, count: int) -> list[tuple[str, dict[str, str]]]:
+    """`count` apps posting to one receiver: (app id, headers) each."""
+    return [
+        onboard(
+            client, app_name=f"app {i}", base_url=receiver.base_url, client_auth_key=RECEIVER_KEY
+        )
+        for i in range(count)
+    ]
