@@ -1,9 +1,11 @@
 """Several worker hosts on one machine, for the tests of SPEC 12: each host a `docora
-worker` process with a disk of its own (REPOS_BASE_PATH), to kill, restart and wipe; and
-what the receivers and the remotes hold, per watch, to compare them at the end."""
+worker` process with a disk of its own (REPOS_BASE_PATH), to kill, restart and wipe; a
+network namespace to put one behind a link that a test can cut; and what the receivers
+and the remotes hold, per watch, to compare them at the end."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -62,6 +64,66 @@ class WorkerHost:
     def close(self) -> None:
         if self.worker is not None:
             self.worker.close()
+
+
+class Namespace:
+    """A network namespace joined to this one by a veth pair: `host_ip` is this side's end,
+    `ns_ip` the namespace's. Only those two addresses exist on the link; nothing is routed
+    off the machine. Removed at exit, on failure too."""
+
+    def __init__(self, tag: int) -> None:
+        self.name = f"docora{os.getpid() % 10000}t{tag}"
+        self.host_link = f"vh{os.getpid() % 10000}t{tag}"
+        subnet = 10 + (os.getpid() + tag) % 200
+        self.host_ip = f"10.213.{subnet}.1"
+        self.ns_ip = f"10.213.{subnet}.2"
+
+    def __enter__(self) -> Namespace:
+        peer = self.host_link + "p"
+        try:
+            _ip("netns", "add", self.name)
+            _ip("link", "add", self.host_link, "type", "veth", "peer", "name", peer)
+            _ip("link", "set", peer, "netns", self.name)
+            _ip("addr", "add", f"{self.host_ip}/30", "dev", self.host_link)
+            _ip("link", "set", self.host_link, "up")
+            self.run("ip", "addr", "add", f"{self.ns_ip}/30", "dev", peer)
+            self.run("ip", "link", "set", peer, "up")
+            self.run("ip", "link", "set", "lo", "up")
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, check=False)
+        subprocess.run(["ip", "link", "del", self.host_link], capture_output=True, check=False)
+
+    @property
+    def prefix(self) -> tuple[str, ...]:
+        """Run a command inside: `[*ns.prefix, command...]`."""
+        return ("ip", "netns", "exec", self.name)
+
+    def run(self, *args: str) -> None:
+        subprocess.run([*self.prefix, *args], check=True, capture_output=True)
+
+    def cut(self, port: int) -> None:
+        """Drop the traffic to and from `port` on this side, both ways, inside the
+        namespace: a partition of that one service, everything else still flowing."""
+        for chain, direction in (("OUTPUT", "--dport"), ("INPUT", "--sport")):
+            self.run("iptables", "-A", chain, "-p", "tcp", direction, str(port), "-j", "DROP")
+
+    def heal(self) -> None:
+        for chain in ("OUTPUT", "INPUT"):
+            self.run("iptables", "-F", chain)
+
+
+def namespaces_left() -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.startswith("docora")]
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
 def watch_trees(events: list[Received]) -> dict[tuple[str, str], dict[str, bytes]]:

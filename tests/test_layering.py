@@ -11,7 +11,7 @@ import docora
 PACKAGE_ROOT = Path(docora.__file__).parent
 LAYERS = ("api", "jobs", "git", "scan", "deliver", "store")
 # Plain modules of rules and values that any layer may use; they import no layer.
-FOUNDATION = {"docora.binary", "docora.ids", "docora.errors"}
+FOUNDATION = {"docora.binary", "docora.ids", "docora.errors", "docora.lease"}
 
 
 def module_name(path: Path) -> str:

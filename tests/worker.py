@@ -71,7 +71,10 @@ class WorkerProcess:
     PYTHONFAULTHANDLER set, SIGABRT makes it print every thread's stack there first.
     """
 
-    def __init__(self, settings: Settings, **extra_env: str) -> None:
+    def __init__(
+        self, settings: Settings, *, prefix: tuple[str, ...] = (), **extra_env: str
+    ) -> None:
+        """`prefix` runs the worker under another command (`ip netns exec NAME`)."""
         env = {
             **os.environ,
             "DATABASE_URL": settings.database_url,
@@ -90,7 +93,7 @@ class WorkerProcess:
         # Closed by close(), at the latest when the test ends (kill_leftover_workers).
         self._log = tempfile.TemporaryFile("w+", prefix="docora-worker-", suffix=".log")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "docora", "worker"],
+            [*prefix, sys.executable, "-m", "docora", "worker"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=self._log,

@@ -68,7 +68,8 @@ class Settings(msgspec.Struct, rename="upper", kw_only=True, frozen=True):
     # unauthenticated); failed authentications get a tenth of it.
     rate_limit_per_minute: Annotated[int, msgspec.Meta(ge=1)] = 600
     # Not in the original: how often a worker proves it is alive. A worker whose Postgres
-    # session is gone and whose heartbeat is two beats old is dead; its jobs are retried.
+    # session is gone and whose heartbeat is two beats old is dead; one silent for two and
+    # a half beats, session or not, has let its lease run out. Its jobs are retried.
     worker_heartbeat_ms: Annotated[int, msgspec.Meta(ge=100)] = 2_000
     # Not in the original: on SIGTERM a worker stops taking jobs and lets running ones
     # finish for this long; the rest are interrupted and retried. Keep it below the
@@ -86,11 +87,16 @@ class Settings(msgspec.Struct, rename="upper", kw_only=True, frozen=True):
         return 2 * self.worker_heartbeat_ms / 1000
 
     @property
+    def lease_s(self) -> float:
+        """How long after a heartbeat Postgres answered a worker may go on sending
+        (docora/lease.py): two beats, so it stops within three of losing Postgres."""
+        return 2 * self.worker_heartbeat_ms / 1000
+
+    @property
     def stalled_after_s(self) -> float:
-        """Heartbeat age that alone declares a worker dead (its host vanished without
-        closing its sockets). Generous: a slow worker keeps its session and is never
-        declared dead before this."""
-        return max(60.0, 6 * self.worker_heartbeat_ms / 1000)
+        """Heartbeat age that alone declares a worker gone, session or not: its lease
+        has run out (plus half a beat), so it sends nothing more (SPEC 12)."""
+        return self.lease_s + self.worker_heartbeat_ms / 2000
 
     @property
     def key_bytes(self) -> bytes:

@@ -18,17 +18,31 @@ log = logging.getLogger(__name__)
 
 
 async def open_pool(
-    url: str, *, max_size: int = 10, name: str = "docora", timeout_s: float = 10.0
+    url: str,
+    *,
+    max_size: int = 10,
+    name: str = "docora",
+    timeout_s: float = 10.0,
+    beat_s: float | None = None,
 ) -> AsyncConnectionPool:
     """An autocommit pool: every write that must be atomic opens an explicit transaction.
 
     `check` replaces connections that died (a Postgres restart) before handing them out.
+    With `beat_s` (a worker's heartbeat), the server ends each session within a few beats
+    of its client going silent (keep_alive_briefly).
     """
+
+    async def configure(conn: AsyncConnection) -> None:
+        await _autocommit(conn)
+        if beat_s is not None:
+            await keep_alive_briefly(conn, beat_s)
+
     pool = AsyncConnectionPool(
         url,
+        kwargs=brief_tcp(beat_s) if beat_s is not None else None,
         min_size=1,
         max_size=max_size,
-        configure=_autocommit,
+        configure=configure,
         check=_check_unless_fresh,
         reset=_note_returned,
         name=name,
@@ -73,6 +87,33 @@ async def pipelined_transaction(conn: AsyncConnection) -> AsyncIterator[None]:
     needs few results gets its answer sooner."""
     async with conn.pipeline(), conn.transaction():
         yield
+
+
+def brief_tcp(beat_s: float) -> dict[str, int]:
+    """libpq's side of keep_alive_briefly: a query to a server that stopped answering
+    fails within a few beats instead of waiting for TCP to give up (minutes)."""
+    return {
+        "keepalives": 1,
+        "keepalives_idle": max(1, round(beat_s)),
+        "keepalives_interval": max(1, round(beat_s / 2)),
+        "keepalives_count": 3,
+        "tcp_user_timeout": round(3 * beat_s * 1000),
+    }
+
+
+async def keep_alive_briefly(conn: AsyncConnection, beat_s: float) -> None:
+    """Have the server probe this session's client and drop the session a few beats after
+    it stops answering (a partition: left alone, a Postgres session lingers for hours,
+    holding its locks and whatever its open transaction wrote). Ignored on Unix sockets.
+    Any role may set these; nothing is asked of the server beyond plain Postgres."""
+    idle, interval = max(1, round(beat_s)), max(1, round(beat_s / 2))
+    await conn.execute(
+        "SELECT set_config('tcp_keepalives_idle', %s, false), "
+        "set_config('tcp_keepalives_interval', %s, false), "
+        "set_config('tcp_keepalives_count', '3', false), "
+        "set_config('tcp_user_timeout', %s, false)",
+        (str(idle), str(interval), str(round(3 * beat_s * 1000))),
+    )
 
 
 def within_transaction(conn: AsyncConnection) -> contextlib.AbstractAsyncContextManager:

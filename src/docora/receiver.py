@@ -40,6 +40,8 @@ class Received:
     verified: bool
     answered: int
     duplicate: bool = False
+    peer: str = ""  # the sender's address
+    received_at: float = 0.0  # time.monotonic() when the request was read
 
 
 @dataclass
@@ -118,6 +120,7 @@ class _Handler(NoDelayHandler):
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        arrived = time.monotonic()
         event = self.path.rsplit("/", 1)[-1]
         headers = {k.lower(): v for k, v in self.headers.items()}
         state = self.server.state
@@ -136,7 +139,17 @@ class _Handler(NoDelayHandler):
         delivery_id = headers.get("x-docora-delivery", "")
         with state.lock:
             duplicate = delivery_id in state.applied
-            received = Received(event, body, raw, headers, verified, status, duplicate)
+            received = Received(
+                event,
+                body,
+                raw,
+                headers,
+                verified,
+                status,
+                duplicate,
+                peer=self.client_address[0],
+                received_at=arrived,
+            )
             state.events.append(received)
             if status < 300 and not duplicate:
                 apply_event(state, event, body)
@@ -207,13 +220,13 @@ class BackgroundServer(ThreadingHTTPServer):
 class WebhookReceiver(BackgroundServer):
     tolerance_s: float = TIMESTAMP_TOLERANCE_S
 
-    def __init__(self, key: str, port: int = 0) -> None:
-        super().__init__(_Handler, port)
+    def __init__(self, key: str, port: int = 0, host: str = "127.0.0.1") -> None:
+        super().__init__(_Handler, port, host)
         self.state = ReceiverState(key=key)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_port}/hooks"
+        return f"http://{self.server_address[0]}:{self.server_port}/hooks"
 
     def status_for(self, event: str, body: dict) -> int | None:
         """The answer to a verified, fresh request (None: 200). A real app would store the

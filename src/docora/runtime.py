@@ -27,6 +27,7 @@ from docora.jobs.connector import PatientConnector
 from docora.jobs.presence import reap_gone_workers
 from docora.jobs.queue import JobQueue
 from docora.jobs.services import Services
+from docora.lease import Lease
 from docora.metrics import serve_worker_metrics
 from docora.net import Resolver, system_resolver
 from docora.store import checks
@@ -53,9 +54,14 @@ class _Server(uvicorn.Server):
 async def run_worker(
     settings: Settings, stop: asyncio.Event, *, resolver: Resolver = system_resolver
 ) -> None:
+    beat_s = settings.worker_heartbeat_ms / 1000
     pool = await open_pool(
-        settings.database_url, max_size=settings.scan_concurrency + 4, name="docora-worker"
+        settings.database_url,
+        max_size=settings.scan_concurrency + 4,
+        name="docora-worker",
+        beat_s=beat_s,
     )
+    lease = Lease(settings.lease_s)
     services = Services(
         settings=settings,
         pool=pool,
@@ -64,7 +70,9 @@ async def run_worker(
             timeout_ms=settings.delivery_timeout_ms,
             allow_private=settings.allow_private_webhook_targets,
             resolver=resolver,
+            lease=lease,
         ),
+        lease=lease,
         resolver=resolver,
         refs=SmartHttpRefs(allow_local=settings.allow_local_repositories, resolver=resolver),
     )
@@ -83,7 +91,7 @@ async def run_worker(
             settings.worker_metrics_port, settings.host, state=_state_reader(pool)
         )
     try:
-        await _keep_working(jobs, settings, stop)
+        await _keep_working(jobs, settings, stop, services.revoked)
     finally:
         if exporter is not None:
             exporter.shutdown()
@@ -133,7 +141,9 @@ async def _reap_forever(jobs: procrastinate.App, pool, settings: Settings) -> No
             log.debug("reaper skipped a round: %s", _one_line(exc))
 
 
-async def _keep_working(jobs: procrastinate.App, settings: Settings, stop: asyncio.Event) -> None:
+async def _keep_working(
+    jobs: procrastinate.App, settings: Settings, stop: asyncio.Event, revoked: asyncio.Event
+) -> None:
     """Run Procrastinate's worker until asked to stop, starting it again whenever it ends.
 
     Procrastinate stops its worker when a side task (LISTEN, heartbeat, periodic
@@ -144,7 +154,7 @@ async def _keep_working(jobs: procrastinate.App, settings: Settings, stop: async
     pause = RESTART_FIRST_WAIT_S
     while not stop.is_set():
         began = time.monotonic()
-        error = await _work_until_stopped(jobs, settings, stop)
+        error = await _work_until_stopped(jobs, settings, stop, revoked)
         if stop.is_set():
             return
         if time.monotonic() - began > RESTART_HEALTHY_S:
@@ -156,9 +166,15 @@ async def _keep_working(jobs: procrastinate.App, settings: Settings, stop: async
 
 
 async def _work_until_stopped(
-    jobs: procrastinate.App, settings: Settings, stop: asyncio.Event
+    jobs: procrastinate.App, settings: Settings, stop: asyncio.Event, revoked: asyncio.Event
 ) -> str:
-    """One Procrastinate worker's life; returns why it ended when nobody asked it to."""
+    """One Procrastinate worker's life; returns why it ended when nobody asked it to (or
+    when it learnt it had been declared gone: its jobs run elsewhere, and a fresh worker
+    under a new id takes new ones)."""
+    connector = jobs.connector
+    assert isinstance(connector, PatientConnector)
+    connector.stopping = False
+    revoked.clear()
     worker = asyncio.create_task(
         jobs.run_worker_async(
             concurrency=settings.scan_concurrency,
@@ -172,16 +188,14 @@ async def _work_until_stopped(
             fetch_job_polling_interval=min(5.0, max(0.2, settings.retry_base_delay_ms / 1000)),
         )
     )
-    await _first_of(stop, worker)
+    await _first_of(stop, worker, revoked)
     if not worker.done():
-        connector = jobs.connector
-        assert isinstance(connector, PatientConnector)
         connector.stopping = True
         worker.cancel()
     try:
         await worker
     except asyncio.CancelledError:
-        return "stopped"
+        return "declared gone while cut off" if revoked.is_set() else "stopped"
     except Exception as exc:
         return _one_line(exc)
     return "one of its side tasks failed, logged above"
@@ -232,11 +246,13 @@ async def _notify_when_started(server: uvicorn.Server, on_ready: Callable[[], No
     on_ready()
 
 
-async def _first_of(stop: asyncio.Event, task: asyncio.Task) -> None:
-    """Return when asked to stop or when the task ends, whichever comes first."""
-    stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait({stopper, task}, return_when=asyncio.FIRST_COMPLETED)
-    stopper.cancel()
+async def _first_of(stop: asyncio.Event, task: asyncio.Task, *also: asyncio.Event) -> None:
+    """Return when asked to stop (or any of `also` is set) or when the task ends, whichever
+    comes first."""
+    waiters = [asyncio.create_task(event.wait()) for event in (stop, *also)]
+    await asyncio.wait({*waiters, task}, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:
+        waiter.cancel()
 
 
 async def _until(stop: asyncio.Event, task: asyncio.Task) -> None:

@@ -9,6 +9,7 @@ import time
 import httpx
 import msgspec
 
+from docora.lease import Lease
 from docora.net import RefusedAddress, Resolver, system_resolver
 from docora.transport import PinnedTransport
 
@@ -38,7 +39,10 @@ class WebhookSender:
         allow_private: bool,
         resolver: Resolver = system_resolver,
         max_connections: int = 256,
+        lease: Lease | None = None,
     ) -> None:
+        # A worker's lease (docora/lease.py): nothing is sent once it has run out.
+        self._lease = lease
         self._transport = PinnedTransport(
             resolver=resolver, allow_private=allow_private, max_connections=max_connections
         )
@@ -47,6 +51,9 @@ class WebhookSender:
         self._timeout_ms = timeout_ms
 
     async def post(self, url: str, headers: dict[str, str], body: bytes) -> SendResult:
+        """Raises LeaseLost, sending nothing, once the worker's lease has run out."""
+        if self._lease is not None:
+            self._lease.check()
         started = time.perf_counter()
         request = httpx.Request(
             "POST",

@@ -29,6 +29,7 @@ from docora.jobs.queue import (
 )
 from docora.jobs.retry import DoublingRetry
 from docora.jobs.services import Services
+from docora.lease import Lease
 from docora.logs import bind
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,12 @@ def build_job_app(settings: Settings, services: Services | None = None) -> procr
     app = procrastinate.App(connector=PatientConnector())
     if services is not None:
         # Before any task is declared: tasks keep the manager they were declared with.
-        presence = WorkerPresence(services.pool.conninfo, settings.worker_heartbeat_ms / 1000)
+        presence = WorkerPresence(
+            services.pool.conninfo,
+            settings.worker_heartbeat_ms / 1000,
+            services.lease or Lease(settings.lease_s),
+            on_revoked=services.revoked.set,
+        )
         app.job_manager = PresentJobManager(app.connector, presence)
     queue = JobQueue(app)
     retry = DoublingRetry(

@@ -8,6 +8,10 @@ every later job of the same watch. So these two writes wait for the database ins
 Retrying them is safe even when the first attempt was cut off after it committed: the
 second attempt then finds the job no longer `doing`, Postgres raises, and the outcome is
 already recorded.
+
+And both are fenced: an outcome is written only while the job is still `doing` under the
+worker that fetched it (store/workers.py). A worker cut off past its lease has had its jobs
+handed on; what it learns of them when the partition heals is no longer its to record.
 """
 
 from __future__ import annotations
@@ -20,9 +24,17 @@ import procrastinate
 import psycopg
 from procrastinate import exceptions, sql
 
+from docora.store import workers
+
 log = logging.getLogger(__name__)
 
-OUTCOME_QUERIES = frozenset({sql.queries["finish_job"], sql.queries["retry_job"]})
+FENCED = {
+    sql.queries["finish_job"]: workers.FINISH_IF_OWNER,
+    sql.queries["retry_job"]: workers.RETRY_IF_OWNER,
+}
+# Procrastinate's outcome queries and the fenced forms this connector runs in their place.
+OUTCOME_QUERIES = frozenset({*FENCED, *FENCED.values()})
+FETCH_JOB = sql.queries["fetch_job"]
 FIRST_WAIT_S = 0.2
 LONGEST_WAIT_S = 5.0
 
@@ -42,20 +54,48 @@ class PatientConnector(procrastinate.PsycopgConnector):
         super().__init__(**kwargs)
         # Set on shutdown: a stopping worker hands its jobs to the stalled-job check instead.
         self.stopping = False
+        # The worker each running job was fetched by.
+        self._owners: dict[int, int] = {}
+
+    async def execute_query_one_async(self, query: LiteralString, **arguments: Any):
+        row = await super().execute_query_one_async(query, **arguments)
+        if query == FETCH_JOB and row is not None and row.get("id") is not None:
+            self._owners[row["id"]] = arguments["worker_id"]
+        return row
 
     async def execute_query_async(self, query: LiteralString, **arguments: Any) -> None:
-        if query not in OUTCOME_QUERIES:
+        fenced = FENCED.get(query)
+        if fenced is None:
             return await super().execute_query_async(query, **arguments)
+        job_id = arguments.get("job_id")
+        owner = self._owners.get(job_id) if job_id is not None else None
+        if owner is None:
+            return await self._patiently(query, arguments)
+        rows = await self._patiently(fenced, {**arguments, "owner": owner}, rows=True)
+        if rows:
+            del self._owners[job_id]
+        else:  # kept: any later outcome this worker tries for the job is dropped too
+            log.warning(
+                "job %s is no longer this worker's (handed on while it was cut off, or "
+                "recorded before the connection broke); its outcome here is dropped",
+                job_id,
+            )
+        return None
+
+    async def _patiently(self, query: LiteralString, arguments: dict, rows: bool = False):
+        """Run an outcome write, waiting for the database while it is unreachable."""
         job_id = arguments.get("job_id")
         wait = FIRST_WAIT_S
         interrupted = False
         while True:
             try:
+                if rows:
+                    return await super().execute_query_all_async(query, **arguments)
                 return await super().execute_query_async(query, **arguments)
             except exceptions.ConnectorException as exc:
                 if interrupted and already_moved_on(exc):
                     log.info("job %s: outcome recorded before the connection broke", job_id)
-                    return None
+                    return [None] if rows else None
                 if not lost_connection(exc) or self.stopping:
                     raise
             interrupted = True

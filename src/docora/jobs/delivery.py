@@ -74,11 +74,15 @@ async def deliver_watch(
         return
     except asyncio.CancelledError:
         # The worker is shutting down: say so rather than leave the watch `scanning`
-        # with nobody working on it. The job is retried at once by the next worker.
-        with contextlib.suppress(Exception):
-            await asyncio.shield(
-                _set(services, repo, watch, "retrying", watch_error=INTERRUPTED, attempt=attempt)
-            )
+        # with nobody working on it. The job is retried at once by the next worker. Not
+        # past the lease: the watch is another worker's by then.
+        if services.lease is None or services.lease.valid():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(
+                    _set(
+                        services, repo, watch, "retrying", watch_error=INTERRUPTED, attempt=attempt
+                    )
+                )
         raise
     except (DeliveryFailed, GitError, UnsafeTarget, RefusedAddress, DecryptionError) as exc:
         final = attempt >= settings.max_retry_attempts

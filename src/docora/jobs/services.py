@@ -17,6 +17,7 @@ from docora.deliver.client import WebhookSender
 from docora.git.mirror import fetch_branch, mirror_path
 from docora.git.mirrors import Accounting, HostMirrors
 from docora.git.smart_http import SmartHttpRefs
+from docora.lease import Lease
 from docora.net import Resolver, system_resolver
 from docora.store.repositories import Repository
 
@@ -32,6 +33,10 @@ class Services:
     resolver: Resolver = system_resolver
     # In-process smart-HTTP ref reads (git/smart_http.py); None: git ls-remote for all.
     refs: SmartHttpRefs | None = None
+    # The process's lease (docora/lease.py), renewed by its presence heartbeats; set when
+    # the worker learns it was declared gone, so that the runtime starts it afresh.
+    lease: Lease | None = None
+    revoked: asyncio.Event = field(default_factory=asyncio.Event)
     mirrors: HostMirrors = field(init=False)
 
     def __post_init__(self) -> None:

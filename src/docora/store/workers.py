@@ -3,10 +3,13 @@
 A worker holds a Postgres session for its whole life with a session-level advisory lock
 keyed by its id (jobs/presence.py). Postgres drops the lock the moment that session ends:
 a killed process's sockets close at once. So a worker whose lock is free and whose
-heartbeat has stopped is gone, and its jobs can be retried within seconds. A worker that
-is only slow (a blocked event loop, a paused process) keeps its session and its lock, and
-is never declared gone for missing heartbeats alone until `stalled_after` (the old rule,
-for hosts that vanish without closing their sockets).
+heartbeat has stopped for `gone_after` is gone, and its jobs can be retried at once.
+
+A worker cut off by a network partition (or paused) keeps its session on the server,
+perhaps for hours. It holds a lease instead (docora/lease.py): each heartbeat it beats on
+that session, once answered, lets it go on for two beats from when it was sent, and it
+sends nothing past that. So a worker silent for `stalled_after` (its lease plus half a
+beat) has stopped whatever its session, and its jobs are someone else's.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ PRESENCE_LOCK_CLASS = 0x646F63  # "doc"
 INT4_MAX = 2147483647
 
 TAKE_PRESENCE = "SELECT pg_advisory_lock(%s, %s)"
+# A lease renewal: Postgres notes the heartbeat when it arrives, never before it was sent.
+# No row: the worker was declared gone and its jobs were handed on.
+BEAT = "UPDATE procrastinate_workers SET last_heartbeat = now() WHERE id = %s"
 
 # The one definition of a worker's state, over procrastinate_workers w, used by the reaper,
 # the workers list and the overview alike. Postgres holds a worker's lock exactly as long
@@ -29,8 +35,9 @@ TAKE_PRESENCE = "SELECT pg_advisory_lock(%s, %s)"
 HOLDS_PRESENCE = f"""EXISTS (SELECT 1 FROM pg_locks l
     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
       AND l.classid = {PRESENCE_LOCK_CLASS} AND l.objid = mod(w.id, {INT4_MAX})::oid)"""
-# Gone: silent for `stalled_after` whatever its session (its host vanished), or silent for
-# `gone_after` with its session over (its process died).
+# Gone: silent for `stalled_after` whatever its session (its lease ran out: a partition, a
+# vanished host, a paused process), or silent for `gone_after` with its session over (its
+# process died).
 IS_GONE = f"""(w.last_heartbeat < now() - make_interval(secs => %(stalled_after)s)
     OR (w.last_heartbeat < now() - make_interval(secs => %(gone_after)s)
         AND NOT {HOLDS_PRESENCE}))"""
@@ -44,6 +51,22 @@ WHERE j.status = 'doing' AND (j.worker_id IS NULL OR j.worker_id = ANY(%(gone)s)
 
 FORGET_WORKERS = "DELETE FROM procrastinate_workers WHERE id = ANY(%s)"
 
+# A job's outcome, recorded only by the worker that still holds the job: one cut off past
+# its lease may find it handed on (retried, perhaps running elsewhere), and Procrastinate's
+# own functions would overwrite that. MATERIALIZED: the row is locked before the function
+# runs, so a concurrent hand-on either comes first (no row) or waits.
+_OWNED = """WITH owned AS MATERIALIZED (
+    SELECT id FROM procrastinate_jobs
+    WHERE id = %(job_id)s AND worker_id = %(owner)s AND status = 'doing' FOR UPDATE)
+"""
+FINISH_IF_OWNER = (
+    _OWNED + "SELECT procrastinate_finish_job_v1(id, %(status)s, %(delete_job)s) FROM owned"
+)
+RETRY_IF_OWNER = (
+    _OWNED + "SELECT procrastinate_retry_job_v2(id, %(retry_at)s, %(new_priority)s, "
+    "%(new_queue_name)s, %(new_lock)s) FROM owned"
+)
+
 
 def presence_key(worker_id: int) -> tuple[int, int]:
     return PRESENCE_LOCK_CLASS, worker_id % INT4_MAX
@@ -51,6 +74,12 @@ def presence_key(worker_id: int) -> tuple[int, int]:
 
 async def take_presence(conn: AsyncConnection, worker_id: int) -> None:
     await conn.execute(TAKE_PRESENCE, presence_key(worker_id))
+
+
+async def beat(conn: AsyncConnection, worker_id: int) -> bool:
+    """Record a heartbeat; False when the worker is no longer registered."""
+    cur = await conn.execute(BEAT, (worker_id,))
+    return cur.rowcount == 1
 
 
 def liveness(*, gone_after_s: float, stalled_after_s: float) -> dict[str, float]:
