@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
+import httpx
 import msgspec
 
 from docora.config import Settings
@@ -17,6 +21,8 @@ from docora.git.mirrors import disk_bytes
 from docora.receiver import Received, ReceiverState, apply_event
 from tests.conftest import RECEIVER_KEY, onboard
 from tests.gitrepo import git
+from tests.test_cli import free_port
+from tests.waiting import wait_until
 from tests.worker import WorkerProcess
 
 
@@ -164,3 +170,59 @@ def onboard_apps(client, receiver, count: int) -> list[tuple[str, dict[str, str]
         )
         for i in range(count)
     ]
+
+
+class ApiProcess:
+    """`docora api` as a real process on 127.0.0.1, to stop and start like a deployment
+    does (SIGTERM, wait, start, health)."""
+
+    def __init__(self, settings: Settings, **env: str) -> None:
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": settings.database_url or "",
+            "ENCRYPTION_KEY": settings.encryption_key or "",
+            "ADMIN_TOKEN": settings.admin_token or "",
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "ALLOW_LOCAL_REPOSITORIES": "true",
+            "ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
+            "RATE_LIMIT_PER_MINUTE": "100000",
+            "LOG_LEVEL": "warning",
+            **env,
+        }
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+        self._log = tempfile.TemporaryFile("w+", prefix="docora-api-", suffix=".log")  # noqa: SIM115
+
+    def start(self, timeout: float = 60) -> ApiProcess:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "docora", "api"],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+        )
+        wait_until(self.healthy, timeout, lambda: f"the API did not start:\n{self.log()}")
+        return self
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def stop(self, timeout: float = 60) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout)
+        assert code == 0, f"the API exited with {code}:\n{self.log()}"
+
+    def log(self) -> str:
+        self._log.seek(0)
+        return self._log.read()[-4000:]
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()

@@ -45,16 +45,22 @@ def health(client: TestClient) -> int:
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)
-def test_postgres_restart_during_a_sync(restartable, settings, receiver, tmp_path):
+@pytest.mark.parametrize("worker_count", [1, 3])
+def test_postgres_restart_during_a_sync(restartable, settings, receiver, tmp_path, worker_count):
+    """With several workers too (each with its own disk, as hosts have): a failover looks
+    the same to each of them."""
     remote = tmp_path / "acme" / "r.git"
     content = {f"d{i % 10}/f{i:05d}.txt": f"file {i}\n".encode() for i in range(FILES)}
     fast_import(remote, content.items())
     # Slow enough that the sync is still running when Postgres goes down.
     receiver.state.respond = lambda event, body: time.sleep(0.004)
     restartable.stop()  # the worker may also start before the database does
-    worker = WorkerProcess(settings)
+    workers = [
+        WorkerProcess(settings, REPOS_BASE_PATH=str(tmp_path / f"host{i}"))
+        for i in range(worker_count)
+    ]
     time.sleep(2)
-    assert worker.alive(), "the worker gave up while Postgres was not there yet"
+    assert all(w.alive() for w in workers), "a worker gave up while Postgres was not there yet"
     restartable.start()
     try:
         with TestClient(create_app(settings)) as client:
@@ -71,7 +77,7 @@ def test_postgres_restart_during_a_sync(restartable, settings, receiver, tmp_pat
                 assert health(client) == 503
                 time.sleep(5)  # long enough for every pooled connection to notice
                 assert health(client) == 503
-                assert worker.alive(), "the worker died with the database"
+                assert all(w.alive() for w in workers), "a worker died with the database"
                 restartable.start()
                 wait_until(lambda: health(client) == 200, 30, "the API did not reconnect")
             assert len(receiver.state.files) < FILES, "the sync finished before the outages"
@@ -83,9 +89,11 @@ def test_postgres_restart_during_a_sync(restartable, settings, receiver, tmp_pat
             wait_until(synced, 240, "the worker did not finish the sync after Postgres came back")
             body = client.get(f"/api/repositories/{rid}", headers=headers).json()
     except BaseException:
-        print(worker.log()[-5000:])
+        for worker in workers:
+            print(worker.log()[-5000:])
         raise
-    worker.stop()
+    for worker in workers:
+        worker.stop()
     expected = {path: hashlib.sha256(data).hexdigest() for path, data in content.items()}
     assert receiver.state.shas == expected
     assert body["files_delivered"] == FILES and body["pending_changes"] == 0
