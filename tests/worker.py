@@ -85,7 +85,9 @@ class WorkerProcess:
             "SCAN_INTERVAL_MS": "1000",
             "RETRY_BASE_DELAY_MS": "100",
             "MAX_RETRY_ATTEMPTS": "50",
-            "WORKER_HEARTBEAT_MS": "300",
+            # Quick to notice a dead worker, yet a lease (two beats) that a busy test
+            # machine's scheduling delays do not run out.
+            "WORKER_HEARTBEAT_MS": "500",
             "LOG_LEVEL": "warning",
             "PYTHONFAULTHANDLER": "1",
             **extra_env,
