@@ -12,14 +12,24 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from docora.receiver import BackgroundServer, NoDelayHandler
+from docora.receiver import BackgroundServer
+from tests.lfs_server import MEDIA_TYPE, OBJECTS_PREFIX, LfsStore, ObjectHandler, answer_batch
 
 
-class _Handler(NoDelayHandler):
+class _Handler(ObjectHandler):
     server: GitHttpServer
 
     def do_GET(self) -> None:
+        if self.server.lfs is not None and self.path.startswith(OBJECTS_PREFIX):
+            super().do_GET()
+            return
         self._serve()
+
+    def do_PUT(self) -> None:
+        if self.server.lfs is not None and self.path.startswith(OBJECTS_PREFIX):
+            super().do_PUT()
+            return
+        self._send("405 Method Not Allowed", [], b"")
 
     def do_POST(self) -> None:
         self._serve()
@@ -66,6 +76,9 @@ class _Handler(NoDelayHandler):
             self._send("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="git"')], b"")
             return
         url = urlsplit(self.path)
+        if self.server.lfs is not None and "/info/lfs/" in url.path:
+            self._serve_lfs(url.path, body)
+            return
         mode = self.server.mode
         if mode == "hang":
             self.server.release.wait(30)
@@ -108,6 +121,14 @@ class _Handler(NoDelayHandler):
                 headers.append((key, value.strip()))
         self._send(status, headers, payload)
 
+    def _serve_lfs(self, path: str, body: bytes) -> None:
+        assert self.server.lfs is not None
+        if path.endswith("/info/lfs/objects/batch") and self.command == "POST":
+            status, answer = answer_batch(self.server.lfs, body)
+            self._send(f"{status} X", [("Content-Type", MEDIA_TYPE)], answer)
+            return
+        self._send("404 Not Found", [("Content-Type", MEDIA_TYPE)], b'{"message":"no"}')
+
     def _serve_file(self, path: str) -> None:
         # Dumb HTTP: the repository's files as they are (after `git update-server-info`).
         target = (self.server.root / path.lstrip("/")).resolve()
@@ -124,8 +145,13 @@ class GitHttpServer(BackgroundServer):
         passwords: set[str] | None,
         host: str = "127.0.0.1",
         mode: str = "smart",
+        lfs: LfsStore | None = None,
     ) -> None:
         super().__init__(_Handler, host=host)
+        # Git LFS beside git (tests/lfs_server.py): `{repo}/info/lfs/...` and the objects.
+        self.lfs = lfs
+        if lfs is not None and not lfs.href_base:
+            lfs.href_base = f"http://{host}:{self.server_port}"
         self.root = root
         self.password_for = passwords
         self.seen_passwords: list[str] = []
