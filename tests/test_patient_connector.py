@@ -15,6 +15,9 @@ from docora.db import open_pool
 from docora.jobs import connector as patient_module
 from docora.jobs.connector import PatientConnector
 
+# Procrastinate's outcome queries and the fenced forms PatientConnector runs in their place.
+OUTCOME_QUERIES = frozenset({*patient_module.FENCED, *patient_module.FENCED.values()})
+
 
 class Injected(procrastinate.PsycopgConnector):
     """Fails outcome queries as scripted: "down" before running them (Postgres was
@@ -30,7 +33,7 @@ class Injected(procrastinate.PsycopgConnector):
         return await self._scripted(super().execute_query_all_async, query, arguments)
 
     async def _scripted(self, run, query, arguments):
-        if query not in patient_module.OUTCOME_QUERIES or not self.script:
+        if query not in OUTCOME_QUERIES or not self.script:
             return await run(query, **arguments)
         step = self.script.pop(0)
         if step == "lost":

@@ -21,6 +21,7 @@ from docora.jobs.app import build_job_app, purge_old_jobs
 from docora.jobs.checks import RescanChecker
 from docora.jobs.queue import JobQueue
 from docora.jobs.services import Services
+from docora.lease import Lease
 from docora.store import checks
 from tests.e2e import register_app, wait_status, watch
 from tests.githttp import GitHttpServer
@@ -37,6 +38,7 @@ async def checker_for(settings):
         pool=pool,
         box=SecretBox(settings.key_bytes),
         sender=WebhookSender(timeout_ms=5000, allow_private=True),
+        lease=Lease(settings.lease_s),
         refs=SmartHttpRefs(allow_local=True),
     )
     jobs = build_job_app(settings)

@@ -89,15 +89,22 @@ async def pipelined_transaction(conn: AsyncConnection) -> AsyncIterator[None]:
         yield
 
 
+def _probes(beat_s: float) -> tuple[int, int, int, int]:
+    """TCP keepalive idle and interval seconds, probe count, and user timeout in ms: a
+    silent peer is given up a few beats after it went silent, on either side."""
+    return max(1, round(beat_s)), max(1, round(beat_s / 2)), 3, round(3 * beat_s * 1000)
+
+
 def brief_tcp(beat_s: float) -> dict[str, int]:
     """libpq's side of keep_alive_briefly: a query to a server that stopped answering
     fails within a few beats instead of waiting for TCP to give up (minutes)."""
+    idle, interval, count, user_timeout_ms = _probes(beat_s)
     return {
         "keepalives": 1,
-        "keepalives_idle": max(1, round(beat_s)),
-        "keepalives_interval": max(1, round(beat_s / 2)),
-        "keepalives_count": 3,
-        "tcp_user_timeout": round(3 * beat_s * 1000),
+        "keepalives_idle": idle,
+        "keepalives_interval": interval,
+        "keepalives_count": count,
+        "tcp_user_timeout": user_timeout_ms,
     }
 
 
@@ -106,13 +113,12 @@ async def keep_alive_briefly(conn: AsyncConnection, beat_s: float) -> None:
     it stops answering (a partition: left alone, a Postgres session lingers for hours,
     holding its locks and whatever its open transaction wrote). Ignored on Unix sockets.
     Any role may set these; nothing is asked of the server beyond plain Postgres."""
-    idle, interval = max(1, round(beat_s)), max(1, round(beat_s / 2))
     await conn.execute(
         "SELECT set_config('tcp_keepalives_idle', %s, false), "
         "set_config('tcp_keepalives_interval', %s, false), "
-        "set_config('tcp_keepalives_count', '3', false), "
+        "set_config('tcp_keepalives_count', %s, false), "
         "set_config('tcp_user_timeout', %s, false)",
-        (str(idle), str(interval), str(round(3 * beat_s * 1000))),
+        tuple(str(value) for value in _probes(beat_s)),
     )
 
 

@@ -25,21 +25,21 @@ class Lease:
         self.duration_s = duration_s
         self._clock = clock
         self._until = float("-inf")
-        self.revoked = False
+        self._revoked = False
 
     def renewed(self, sent_at: float) -> None:
         """A heartbeat sent at `sent_at` (this clock) was answered."""
-        if not self.revoked:
+        if not self._revoked:
             self._until = max(self._until, sent_at + self.duration_s)
 
     def revoke(self) -> None:
         """The worker was declared gone: its jobs are someone else's now."""
-        self.revoked = True
+        self._revoked = True
         self._until = float("-inf")
 
     def restart(self, sent_at: float) -> None:
         """A new registration (a fresh worker id) holds a lease of its own."""
-        self.revoked = False
+        self._revoked = False
         self._until = sent_at + self.duration_s
 
     def now(self) -> float:

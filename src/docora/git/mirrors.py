@@ -45,49 +45,59 @@ def write_file(mirror: Path) -> Path:
     return mirror.with_name(mirror.name + WRITE_SUFFIX)
 
 
-async def _lock(path: Path, mode: int) -> int:
-    """Open `path` (created if missing) and flock it; return the descriptor. Polls rather
-    than blocks, so that a cancelled task never leaves a thread waiting for a lock."""
+def _try_lock(path: Path, mode: int, *, create: bool) -> int | None:
+    """`path` opened and flocked in `mode` without waiting, or None when another holds it
+    (or it is gone). The descriptor is of the file at `path` now: not one that an eviction
+    removed between our open and our lock."""
+    flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        if os.fstat(fd).st_ino == os.stat(path).st_ino:
+            return fd
+    except (BlockingIOError, FileNotFoundError):
+        pass
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    return None
+
+
+@contextlib.asynccontextmanager
+async def _held(path: Path, mode: int) -> AsyncIterator[int]:
+    """Hold a flock on `path` (created if missing). Polls rather than blocks, so that a
+    cancelled task never leaves a thread waiting for a lock."""
+    delay = _POLL_START_S
     while True:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            delay = _POLL_START_S
-            while True:
-                try:
-                    fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    await asyncio.sleep(delay)
-                    delay = min(2 * delay, _POLL_MAX_S)
-            with contextlib.suppress(FileNotFoundError):
-                if os.fstat(fd).st_ino == os.stat(path).st_ino:
-                    return fd
-        except BaseException:
-            os.close(fd)
-            raise
-        os.close(fd)  # an eviction removed the file we waited on: take the new one
+        fd = _try_lock(path, mode, create=True)
+        if fd is not None:
+            break
+        await asyncio.sleep(delay)
+        delay = min(2 * delay, _POLL_MAX_S)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 @contextlib.asynccontextmanager
 async def using(mirror: Path) -> AsyncIterator[None]:
     """Hold the mirror against eviction while a job reads or fetches it; mark it used."""
-    fd = await _lock(use_file(mirror), fcntl.LOCK_SH)
-    try:
+    async with _held(use_file(mirror), fcntl.LOCK_SH) as fd:
         os.utime(fd)
         yield
-    finally:
-        os.close(fd)
 
 
 @contextlib.asynccontextmanager
 async def writing(mirror: Path) -> AsyncIterator[None]:
     """The one writer of the mirror on this host (held around a fetch)."""
-    fd = await _lock(write_file(mirror), fcntl.LOCK_EX)
-    try:
+    async with _held(write_file(mirror), fcntl.LOCK_EX):
         yield
-    finally:
-        os.close(fd)
 
 
 def disk_bytes(directory: Path) -> int:
@@ -177,24 +187,14 @@ def _remove_files(mirror: Path) -> None:
 
 def _try_evict(entry: Entry) -> bool:
     """Remove a mirror nobody uses (its use lock free); False when it is in use."""
-    path = use_file(entry.mirror)
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-    except FileNotFoundError:
+    fd = _try_lock(use_file(entry.mirror), fcntl.LOCK_EX, create=False)
+    if fd is None:
         return False
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        if os.fstat(fd).st_ino != os.stat(path).st_ino:
-            return False  # evicted meanwhile and taken again: not ours to judge
         _remove_files(entry.mirror)
-        return True
-    except FileNotFoundError:
-        return False
     finally:
         os.close(fd)
+    return True
 
 
 @dataclass(frozen=True)
@@ -232,6 +232,7 @@ class HostMirrors:
         self.max_bytes = max_bytes
         self.rewalk_s = rewalk_s
         self._sizes: dict[Path, int] = {}
+        self._total = 0
         self._walked_at: float | None = None
         self._lock = threading.Lock()
 
@@ -239,11 +240,11 @@ class HostMirrors:
         """Account for a mirror just fetched (call while using it)."""
         size = record_size(mirror)
         with self._lock:
+            self._total += size - self._sizes.get(mirror, 0)
             self._sizes[mirror] = size
-            total = sum(self._sizes.values())
             stale = self._walked_at is None or time.monotonic() - self._walked_at > self.rewalk_s
-            if not stale and (self.max_bytes is None or total <= self.max_bytes):
-                return Accounting(total, [])
+            if not stale and (self.max_bytes is None or self._total <= self.max_bytes):
+                return Accounting(self._total, [])
             return self._walk()
 
     def walk(self) -> Accounting:
@@ -252,6 +253,7 @@ class HostMirrors:
 
     def _walk(self) -> Accounting:
         accounting, self._sizes = enforce_bound(self.base, self.max_bytes)
+        self._total = accounting.total_bytes
         self._walked_at = time.monotonic()
         return accounting
 
@@ -262,10 +264,7 @@ async def remove(base: Path, mirror: Path) -> bool:
     root = base.resolve()
     if root not in mirror.resolve().parents or not mirror.name.endswith(".git"):
         raise ValueError(f"{mirror} is not a mirror under {root}")
-    fd = await _lock(use_file(mirror), fcntl.LOCK_EX)
-    try:
+    async with _held(use_file(mirror), fcntl.LOCK_EX):
         existed = mirror.exists()
         _remove_files(mirror)
         return existed
-    finally:
-        os.close(fd)

@@ -29,7 +29,6 @@ from docora.jobs.queue import (
 )
 from docora.jobs.retry import DoublingRetry
 from docora.jobs.services import Services
-from docora.lease import Lease
 from docora.logs import bind
 
 log = logging.getLogger(__name__)
@@ -42,7 +41,7 @@ def build_job_app(settings: Settings, services: Services | None = None) -> procr
         presence = WorkerPresence(
             services.pool.conninfo,
             settings.worker_heartbeat_ms / 1000,
-            services.lease or Lease(settings.lease_s),
+            services.lease,
             on_revoked=services.revoked.set,
         )
         app.job_manager = PresentJobManager(app.connector, presence)

@@ -32,8 +32,6 @@ FENCED = {
     sql.queries["finish_job"]: workers.FINISH_IF_OWNER,
     sql.queries["retry_job"]: workers.RETRY_IF_OWNER,
 }
-# Procrastinate's outcome queries and the fenced forms this connector runs in their place.
-OUTCOME_QUERIES = frozenset({*FENCED, *FENCED.values()})
 FETCH_JOB = sql.queries["fetch_job"]
 FIRST_WAIT_S = 0.2
 LONGEST_WAIT_S = 5.0

@@ -15,7 +15,6 @@ from docora.deliver.payloads import RepositoryRef
 from docora.deliver.recorder import WatchGone
 from docora.deliver.run import BatchPolicy, ChunkPolicy, DeliveryFailed, Target, WatchDelivery
 from docora.deliver.targets import UnsafeTarget, check_target
-from docora.git import mirrors
 from docora.git.command import GitError
 from docora.git.mirror import has_commit
 from docora.jobs.retry import attempt_number
@@ -52,8 +51,8 @@ async def deliver_watch(
         if commit is not None:
             await _set(services, repo, watch, "scanning", watch_error=None, attempt=attempt)
             # The mirror is this host's: held against eviction while the delivery reads it.
-            async with mirrors.using(services.mirror_for(repo)):
-                delivery = await _prepare(services, app, repo, watch, commit, attempt)
+            async with services.using_mirror(repo) as mirror:
+                delivery = await _prepare(services, app, repo, watch, commit, attempt, mirror)
                 async with services.pool.connection() as conn:
                     # The one place pending_changes is counted: what this delivery will
                     # send, whatever an older delivery of the watch did before it.
@@ -76,7 +75,7 @@ async def deliver_watch(
         # The worker is shutting down: say so rather than leave the watch `scanning`
         # with nobody working on it. The job is retried at once by the next worker. Not
         # past the lease: the watch is another worker's by then.
-        if services.lease is None or services.lease.valid():
+        if services.lease.valid():
             with contextlib.suppress(Exception):
                 await asyncio.shield(
                     _set(
@@ -128,6 +127,7 @@ async def _prepare(
     watch: Watch,
     commit: str,
     attempt: int,
+    mirror: Path,
 ) -> WatchDelivery:
     settings = services.settings
     key = services.box.decrypt(app.client_auth_key_enc, context=client_key_context(app.id))
@@ -138,7 +138,6 @@ async def _prepare(
         allow_private=settings.allow_private_webhook_targets,
         resolver=services.resolver,
     )
-    mirror = services.mirror_for(repo)
     await _ensure_commit(services, repo, watch, mirror, commit)
     return WatchDelivery(
         pool=services.pool,
@@ -185,7 +184,7 @@ async def _ensure_commit(
         token = services.box.decrypt(
             watch.token_enc, context=watch_token_context(watch.app_id, repo.id)
         )
-    await services.fetch_mirror(repo, token=token, tip=commit)
+    await services.fetch_mirror(repo, mirror, token=token, tip=commit)
     if not await has_commit(mirror, commit, branch=repo.branch):
         raise DeliveryFailed(
             "the snapshot's commit is no longer on the remote; waiting for the next sync"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from docora import metrics
 from docora.config import Settings
 from docora.crypto import SecretBox
 from docora.deliver.client import WebhookSender
+from docora.git import mirrors
 from docora.git.mirror import fetch_branch, mirror_path
 from docora.git.mirrors import Accounting, HostMirrors
 from docora.git.smart_http import SmartHttpRefs
@@ -30,12 +33,13 @@ class Services:
     pool: AsyncConnectionPool
     box: SecretBox
     sender: WebhookSender
+    # The process's lease (docora/lease.py), renewed by its presence heartbeats; the
+    # sender's own, so that nothing is sent once it has run out.
+    lease: Lease
     resolver: Resolver = system_resolver
     # In-process smart-HTTP ref reads (git/smart_http.py); None: git ls-remote for all.
     refs: SmartHttpRefs | None = None
-    # The process's lease (docora/lease.py), renewed by its presence heartbeats; set when
-    # the worker learns it was declared gone, so that the runtime starts it afresh.
-    lease: Lease | None = None
+    # Set when the worker learns it was declared gone, so that the runtime starts it afresh.
     revoked: asyncio.Event = field(default_factory=asyncio.Event)
     mirrors: HostMirrors = field(init=False)
 
@@ -43,11 +47,20 @@ class Services:
         base = Path(self.settings.repos_base_path).resolve()
         self.mirrors = HostMirrors(base, self.settings.repos_max_bytes)
 
-    async def fetch_mirror(self, repo: Repository, *, token: str | None, tip: str) -> str:
-        """Fetch `tip` of the repository's branch into this host's mirror (call while
-        using it: git/mirrors.py), then account for the bytes and keep the host within
-        REPOS_MAX_BYTES; return the fetched commit."""
+    @contextlib.asynccontextmanager
+    async def using_mirror(self, repo: Repository) -> AsyncIterator[Path]:
+        """This host's mirror of the repository, held against eviction while a job reads
+        or fetches it (git/mirrors.py)."""
         mirror = self.mirror_for(repo)
+        async with mirrors.using(mirror):
+            yield mirror
+
+    async def fetch_mirror(
+        self, repo: Repository, mirror: Path, *, token: str | None, tip: str
+    ) -> str:
+        """Fetch `tip` of the repository's branch into its mirror (one held by
+        using_mirror), then account for the bytes and keep the host within
+        REPOS_MAX_BYTES; return the fetched commit."""
         started = time.perf_counter()
         fetched = await fetch_branch(
             mirror,

@@ -12,7 +12,6 @@ from procrastinate import JobContext
 
 from docora import metrics
 from docora.crypto import DecryptionError, watch_token_context
-from docora.git import mirrors
 from docora.git.command import GitError, GitErrorKind
 from docora.git.remote import RemoteHead, read_remote_head
 from docora.jobs.queue import JobQueue
@@ -207,10 +206,9 @@ class SyncRun:
         return readable
 
     async def _fetch_and_snapshot(self, token: str | None, previous: str | None, tip: str) -> str:
-        mirror = self.services.mirror_for(self.repo)
-        async with mirrors.using(mirror):
+        async with self.services.using_mirror(self.repo) as mirror:
             fetch_started = time.perf_counter()
-            fetched = await self.services.fetch_mirror(self.repo, token=token, tip=tip)
+            fetched = await self.services.fetch_mirror(self.repo, mirror, token=token, tip=tip)
             fetch_seconds = time.perf_counter() - fetch_started
             async with self.services.pool.connection() as conn:
                 stats = await scan_commit(
