@@ -273,3 +273,79 @@ async def test_refused_connections_are_connect_errors():
     with pytest.raises(httpx.ConnectError):
         await post(t, url)
     await t.aclose()
+
+
+class Collected:
+    """A body sink that keeps what it is handed (and can be told to fail)."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.pieces: list[bytes] = []
+        self.fail_after = fail_after
+
+    def write(self, piece: bytes) -> None:
+        if self.fail_after is not None and sum(map(len, self.pieces)) >= self.fail_after:
+            raise OSError("disk full")
+        self.pieces.append(piece)
+
+
+async def sunk(t: PinnedTransport, url: str, sink: Collected, timeout: float = 5.0):
+    request = httpx.Request(
+        "GET",
+        url,
+        extensions={"timeout": {"read": timeout, "connect": 5, "pool": 5}, "body_sink": sink},
+    )
+    response = await t.handle_async_request(request)
+    await response.aread()
+    return response
+
+
+async def test_a_sink_gets_a_2xx_body_and_nothing_is_kept():
+    big = bytes(range(256)) * (MAX_KEPT_BODY // 64)  # 4x what an answer may keep
+    answers = [b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(big), big)]
+    answers.append(b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope")
+    async with ScriptedServer(lambda n: answers[n - 1]) as server:
+        t = transport()
+        sink = Collected()
+        first = await sunk(t, server.url, sink)
+        second = await sunk(t, server.url, Collected())
+        await t.aclose()
+    assert first.status_code == 200 and first.content == b"" and b"".join(sink.pieces) == big
+    assert second.status_code == 404 and second.content == b"nope"  # an error is read as ever
+    assert server.connections == 1
+
+
+async def test_a_failing_sink_fails_the_request_and_drops_the_connection():
+    big = b"y" * 1_000_000
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(big), big)
+    async with ScriptedServer(lambda n: answer) as server:
+        t = transport()
+        with pytest.raises(OSError, match="disk full"):
+            await sunk(t, server.url, Collected(fail_after=1))
+        assert (await sunk(t, server.url, Collected())).status_code == 200
+        await t.aclose()
+    assert server.connections == 2
+
+
+async def test_with_a_sink_the_read_timeout_is_for_silence_not_the_whole_body():
+    async def trickle(reader, writer, pause: float, pieces: int) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % pieces)
+        for _ in range(pieces):
+            await asyncio.sleep(pause)
+            writer.write(b"z")
+            await writer.drain()
+        writer.close()
+
+    # Ten pieces 0.05 s apart: 0.5 s in all, well past a 0.2 s timeout, never silent for it.
+    server = await asyncio.start_server(lambda r, w: trickle(r, w, 0.05, 10), "127.0.0.1", 0)
+    stalled = await asyncio.start_server(lambda r, w: trickle(r, w, 0.5, 2), "127.0.0.1", 0)
+    async with server, stalled:
+        t = transport()
+        sink = Collected()
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/o"
+        assert (await sunk(t, url, sink, timeout=0.2)).status_code == 200
+        assert b"".join(sink.pieces) == b"z" * 10
+        with pytest.raises(httpx.ReadTimeout):
+            url = f"http://127.0.0.1:{stalled.sockets[0].getsockname()[1]}/o"
+            await sunk(t, url, Collected(), timeout=0.2)
+        await t.aclose()

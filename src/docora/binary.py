@@ -25,3 +25,32 @@ def is_binary(data: bytes | memoryview) -> bool:
     except UnicodeDecodeError:
         return True
     return False
+
+
+class BinarySniffer:
+    """`is_binary` for content that arrives in pieces: a NUL in the first bytes, or bytes
+    that are not UTF-8 (a character may be cut between two pieces)."""
+
+    def __init__(self) -> None:
+        self._utf8 = codecs.getincrementaldecoder("utf-8")("strict")
+        self._seen = 0
+        self.binary = False
+
+    def update(self, piece: bytes | memoryview) -> None:
+        if not self.binary:
+            if has_nul(piece, self._seen):
+                self.binary = True
+            else:
+                try:
+                    self._utf8.decode(piece)
+                except UnicodeDecodeError:
+                    self.binary = True
+        self._seen += len(piece)
+
+    def finish(self) -> bool:
+        if not self.binary:
+            try:
+                self._utf8.decode(b"", final=True)
+            except UnicodeDecodeError:
+                self.binary = True
+        return self.binary

@@ -20,7 +20,11 @@ response types:
   exceptions;
 - an answer's body is kept up to `max_body` bytes (MAX_KEPT_BODY for webhooks, whose
   answer is read for its status); the rest is read and dropped, so a large answer costs
-  no memory, and the response's `truncated` extension says that it happened.
+  no memory, and the response's `truncated` extension says that it happened;
+- a request may carry a `body_sink` extension (a BodySink): a 2xx answer's body is then
+  handed to it piece by piece as it arrives instead of being kept (Git LFS downloads,
+  hundreds of MB), and the read timeout becomes an inactivity timeout. An error the sink
+  raises closes the connection and is raised from the request.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import asyncio
 import collections
 import ssl
 import time
+from typing import Protocol
 
 import httptools
 import httpx
@@ -37,6 +42,10 @@ from docora.net import Resolver, checked_addresses, system_resolver
 
 MAX_KEPT_BODY = 64 * 1024
 DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class BodySink(Protocol):
+    def write(self, piece: bytes) -> None: ...
 
 
 class _StaleConnection(Exception):
@@ -59,6 +68,10 @@ class _Connection(asyncio.Protocol):
         self._headers_done = False
         self._received = False
         self.keep_alive = False
+        self._sink: BodySink | None = None
+        self._sink_error: BaseException | None = None
+        self._deadline: asyncio.Timeout | None = None
+        self._idle_timeout: float | None = None
 
     # asyncio.Protocol
     def connection_made(self, transport) -> None:
@@ -69,10 +82,16 @@ class _Connection(asyncio.Protocol):
             self.close()  # bytes nobody asked for: the connection cannot be trusted
             return
         self._received = True
+        if self._deadline is not None and self._idle_timeout is not None:
+            self._deadline.reschedule(asyncio.get_running_loop().time() + self._idle_timeout)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._finish(httpx.RemoteProtocolError(f"invalid HTTP answer: {exc}"))
+            if self._sink_error is not None:
+                self.close()  # the rest of the body cannot be read past a failed sink
+                self._finish(self._sink_error)
+            else:
+                self._finish(httpx.RemoteProtocolError(f"invalid HTTP answer: {exc}"))
 
     def eof_received(self) -> bool:
         return False  # close our side as well
@@ -96,6 +115,13 @@ class _Connection(asyncio.Protocol):
         self._headers_done = True
 
     def on_body(self, body: bytes) -> None:
+        if self._sink is not None and 200 <= self._parser.get_status_code() < 300:
+            try:
+                self._sink.write(body)
+            except BaseException as exc:
+                self._sink_error = exc
+                raise  # stops the parser; data_received raises it from the request
+            return
         room = self._max_body - len(self._body)
         if room < len(body):
             self._truncated = True
@@ -119,20 +145,27 @@ class _Connection(asyncio.Protocol):
         else:
             waiter.set_exception(error)
 
-    async def exchange(self, request: bytes, read_timeout: float | None) -> httpx.Response:
-        """Write one request, wait for its whole answer."""
+    async def exchange(
+        self, request: bytes, read_timeout: float | None, sink: BodySink | None = None
+    ) -> httpx.Response:
+        """Write one request, wait for its whole answer (with a sink: for no more than
+        `read_timeout` between two pieces of it)."""
         assert self.transport is not None
         self._waiter = asyncio.get_running_loop().create_future()
         self._headers, self._body = [], bytearray()
         self._headers_done = self._received = self._truncated = False
+        self._sink, self._sink_error = sink, None
         self.transport.write(request)
         try:
-            async with asyncio.timeout(read_timeout):
+            async with asyncio.timeout(read_timeout) as deadline:
+                if sink is not None:
+                    self._deadline, self._idle_timeout = deadline, read_timeout
                 await self._waiter
         except TimeoutError:
             raise httpx.ReadTimeout("no answer in time") from None
         finally:
             self._waiter = None
+            self._sink = self._deadline = self._idle_timeout = None
         # A stream, as transports return: the caller reads it if it wants the body
         # (decoding it at once here cost 6 us a request nobody reads).
         return httpx.Response(
@@ -192,7 +225,9 @@ class PinnedTransport(httpx.AsyncBaseTransport):
                 if connection is None:
                     connection = await self._open(key, timeouts.get("connect"))
                 try:
-                    response = await connection.exchange(payload, timeouts.get("read"))
+                    response = await connection.exchange(
+                        payload, timeouts.get("read"), request.extensions.get("body_sink")
+                    )
                 except _StaleConnection:
                     connection.close()
                     if reused:
@@ -237,21 +272,26 @@ class PinnedTransport(httpx.AsyncBaseTransport):
             resolver=self._resolver,
             what=self._what,
         )
-        loop = asyncio.get_running_loop()
         tls = {"ssl": self._ssl, "server_hostname": host} if scheme == "https" else {}
         failure: Exception | None = None
         for address in addresses:
             try:
                 async with asyncio.timeout(connect_timeout):
-                    _, connection = await loop.create_connection(
-                        lambda: _Connection(self._max_body), address.split("%", 1)[0], port, **tls
-                    )
-                return connection
+                    return await self._connect(address.split("%", 1)[0], port, tls)
             except TimeoutError:
                 raise httpx.ConnectTimeout(f"could not connect to {host} in time") from None
             except (OSError, ssl.SSLError) as exc:
                 failure = exc
         raise httpx.ConnectError(f"could not connect to {host}: {failure}")
+
+    async def _connect(self, address: str, port: int, tls: dict) -> _Connection:
+        """A connection to an address that passed the checks (a seam for tests that stand
+        a loopback server in for a public address)."""
+        loop = asyncio.get_running_loop()
+        _, connection = await loop.create_connection(
+            lambda: _Connection(self._max_body), address, port, **tls
+        )
+        return connection
 
     async def aclose(self) -> None:
         for idle in self._idle.values():

@@ -7,10 +7,9 @@ incrementally, so a 200 MB file costs no more memory than a 2 KB one.
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 
-from docora.binary import has_nul, is_binary
+from docora.binary import BinarySniffer, is_binary
 from docora.store.scans import BlobFacts
 
 
@@ -31,30 +30,15 @@ class _Partial:
         self.size = size
         self.remaining = size
         self.digest = hashlib.sha256()
-        self.utf8 = codecs.getincrementaldecoder("utf-8")("strict")
-        self.seen = 0
-        self.binary = False
+        self.sniffer = BinarySniffer()
 
     def update(self, piece: memoryview) -> None:
         self.digest.update(piece)
-        if not self.binary:
-            if has_nul(piece, self.seen):
-                self.binary = True
-            else:
-                try:
-                    self.utf8.decode(piece)
-                except UnicodeDecodeError:
-                    self.binary = True
-        self.seen += len(piece)
+        self.sniffer.update(piece)
         self.remaining -= len(piece)
 
     def facts(self) -> BlobFacts:
-        if not self.binary:
-            try:
-                self.utf8.decode(b"", final=True)
-            except UnicodeDecodeError:
-                self.binary = True
-        return BlobFacts(self.digest.hexdigest(), self.size, self.binary)
+        return BlobFacts(self.digest.hexdigest(), self.size, self.sniffer.finish())
 
 
 class BatchFactsParser:
