@@ -68,6 +68,8 @@ class _Handler(ObjectHandler):
         self.server.seen.append(
             (self.command, urlsplit(self.path).path, self.headers["User-Agent"])
         )
+        if "Authorization" in self.headers:
+            self.server.credentialed += 1
         if body[4:12] == b"command=":  # a protocol v2 request's first pkt-line
             self.server.commands.append(body[12 : int(body[:4], 16)].decode().rstrip("\n"))
         if self.server.delay:
@@ -155,6 +157,7 @@ class GitHttpServer(BackgroundServer):
         self.root = root
         self.password_for = passwords
         self.seen_passwords: list[str] = []
+        self.credentialed = 0  # requests that carried an Authorization header
         # smart (protocol v2 when asked), v0, dumb, redirect or hang.
         self.mode = mode
         self.requests = 0

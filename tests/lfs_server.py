@@ -16,9 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from docora.receiver import BackgroundServer, NoDelayHandler
+from tests.gitrepo import GitRepo
 
 MEDIA_TYPE = "application/vnd.git-lfs+json"
 OBJECTS_PREFIX = "/lfs-objects/"
+
+
+def pointer(data: bytes) -> bytes:
+    return pointer_for(hashlib.sha256(data).hexdigest(), len(data))
+
+
+def pointer_for(oid: str, size: int) -> bytes:
+    """A spec-v1 pointer, as `git lfs` commits one."""
+    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n".encode()
 
 
 @dataclass
@@ -35,6 +45,7 @@ class LfsStore:
     downloads: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     href_base: str = ""  # where objects are served (this server, or another port)
+    redirect_base: str = ""  # where a redirect points (default: href_base)
 
     def path(self, oid: str) -> Path:
         return self.root / oid[:2] / oid
@@ -45,6 +56,18 @@ class LfsStore:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         return oid
+
+    def put_file(self, source: Path) -> tuple[str, int]:
+        """Move a file in as an object without reading it whole (hundreds of MB)."""
+        digest, size = hashlib.sha256(), 0
+        with source.open("rb") as f:
+            while piece := f.read(1024 * 1024):
+                digest.update(piece)
+                size += len(piece)
+        oid = digest.hexdigest()
+        self.path(oid).parent.mkdir(parents=True, exist_ok=True)
+        source.rename(self.path(oid))
+        return oid, size
 
     def batch(self, request: dict) -> dict:
         with self.lock:
@@ -82,7 +105,8 @@ class ObjectHandler(NoDelayHandler):
         store: LfsStore = self.server.lfs  # type: ignore[attr-defined]
         oid = self.path.removeprefix(OBJECTS_PREFIX).split("?")[0]
         if store.redirect and "redirected" not in self.path:
-            self.send(307, b"", {"Location": f"{store.href_base}{self.path}?redirected=1"})
+            base = store.redirect_base or store.href_base
+            self.send(307, b"", {"Location": f"{base}{self.path}?redirected=1"})
             return
         missing = any(self.headers.get(k) != v for k, v in store.header.items())
         if missing or not store.path(oid).exists():
@@ -90,10 +114,16 @@ class ObjectHandler(NoDelayHandler):
             return
         with store.lock:
             store.downloads.append(oid)
-        data = store.path(oid).read_bytes()
-        if oid in store.corrupt:
-            data = bytes([data[0] ^ 1]) + data[1:]
-        self.send(200, data, {"Content-Type": "application/octet-stream"})
+        path = store.path(oid)
+        head = f"HTTP/1.1 200 OK\r\nContent-Length: {path.stat().st_size}\r\n"
+        self.wfile.write(head.encode() + b"Content-Type: application/octet-stream\r\n\r\n")
+        with path.open("rb") as f:  # streamed: objects may be hundreds of MB
+            first = True
+            while piece := f.read(1024 * 1024):
+                if first and oid in store.corrupt:
+                    piece = bytes([piece[0] ^ 1]) + piece[1:]
+                first = False
+                self.wfile.write(piece)
 
     def do_PUT(self) -> None:
         store: LfsStore = self.server.lfs  # type: ignore[attr-defined]
@@ -125,3 +155,24 @@ class ObjectServer(BackgroundServer):
     def __init__(self, store: LfsStore) -> None:
         super().__init__(ObjectHandler)
         self.lfs = store
+
+
+class LfsRemote:
+    """A repository served over smart HTTP with its LFS objects beside it."""
+
+    def __init__(self, tmp_path: Path, store: LfsStore | None = None) -> None:
+        self.root = tmp_path / "served"
+        self.repo = GitRepo(self.root / "acme", name="media")
+        self.store = store or LfsStore(tmp_path / "lfs")
+
+    def commit(self, files: dict[str, bytes | str], message: str = "change") -> str:
+        """Commit files; bytes given under an LFS path (*.bin, *.png) are stored as
+        objects, the pointer committed in their place."""
+        committed: dict[str, bytes | str] = {}
+        for path, content in files.items():
+            if isinstance(content, bytes) and path.endswith((".bin", ".png")):
+                self.store.put(content)
+                committed[path] = pointer(content)
+            else:
+                committed[path] = content
+        return self.repo.commit(message, committed)

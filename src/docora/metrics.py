@@ -170,6 +170,12 @@ WEBHOOK_DURATION = Histogram(
 )
 BLOBS_HASHED = Counter("docora_blobs_hashed", "Blobs read and hashed", registry=WORKER)
 BYTES_HASHED = Counter("docora_bytes_hashed", "Bytes read and hashed", registry=WORKER)
+LFS_OBJECTS_DOWNLOADED = Counter(
+    "docora_lfs_objects_downloaded", "Git LFS objects downloaded and verified", registry=WORKER
+)
+LFS_BYTES_DOWNLOADED = Counter(
+    "docora_lfs_bytes_downloaded", "Bytes of Git LFS objects downloaded", registry=WORKER
+)
 MIRROR_BYTES = Gauge(
     "docora_mirror_bytes",
     "Bytes this host's mirrors take on disk, as of the last fetch (REPOS_BASE_PATH)",

@@ -22,6 +22,7 @@ class GitErrorKind(StrEnum):
     NETWORK = "network"
     TIMEOUT = "timeout"
     REFUSED = "refused_address"
+    LFS = "lfs"  # a Git LFS object missing, refused or not matching its pointer
     GIT = "git"
 
 
@@ -34,6 +35,7 @@ CLASS_MESSAGES = {
     GitErrorKind.NETWORK: "could not connect to the git host",
     GitErrorKind.TIMEOUT: "the git host did not answer in time",
     GitErrorKind.REFUSED: "the git host is refused: it must resolve to public addresses only",
+    GitErrorKind.LFS: "a Git LFS object could not be downloaded",
     GitErrorKind.GIT: "git failed",
 }
 

@@ -68,7 +68,7 @@ def _try_lock(path: Path, mode: int, *, create: bool) -> int | None:
 
 
 @contextlib.asynccontextmanager
-async def _held(path: Path, mode: int) -> AsyncIterator[int]:
+async def held(path: Path, mode: int) -> AsyncIterator[int]:
     """Hold a flock on `path` (created if missing). Polls rather than blocks, so that a
     cancelled task never leaves a thread waiting for a lock."""
     delay = _POLL_START_S
@@ -88,7 +88,7 @@ async def _held(path: Path, mode: int) -> AsyncIterator[int]:
 @contextlib.asynccontextmanager
 async def using(mirror: Path) -> AsyncIterator[None]:
     """Hold the mirror against eviction while a job reads or fetches it; mark it used."""
-    async with _held(use_file(mirror), fcntl.LOCK_SH) as fd:
+    async with held(use_file(mirror), fcntl.LOCK_SH) as fd:
         os.utime(fd)
         yield
 
@@ -96,7 +96,7 @@ async def using(mirror: Path) -> AsyncIterator[None]:
 @contextlib.asynccontextmanager
 async def writing(mirror: Path) -> AsyncIterator[None]:
     """The one writer of the mirror on this host (held around a fetch)."""
-    async with _held(write_file(mirror), fcntl.LOCK_EX):
+    async with held(write_file(mirror), fcntl.LOCK_EX):
         yield
 
 
@@ -264,7 +264,7 @@ async def remove(base: Path, mirror: Path) -> bool:
     root = base.resolve()
     if root not in mirror.resolve().parents or not mirror.name.endswith(".git"):
         raise ValueError(f"{mirror} is not a mirror under {root}")
-    async with _held(use_file(mirror), fcntl.LOCK_EX):
+    async with held(use_file(mirror), fcntl.LOCK_EX):
         existed = mirror.exists()
         _remove_files(mirror)
         return existed
