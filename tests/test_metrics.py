@@ -39,6 +39,8 @@ WORKER_NAMES = {
     "docora_bytes_hashed",
     "docora_mirror_bytes",
     "docora_mirror_evictions",
+    "docora_lfs_objects_downloaded",
+    "docora_lfs_bytes_downloaded",
     # Read from Postgres at scrape time, as the API's are.
     "docora_rescan_lag_seconds",
     "docora_rescans",

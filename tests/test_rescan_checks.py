@@ -22,6 +22,8 @@ from docora.jobs.checks import RescanChecker
 from docora.jobs.queue import JobQueue
 from docora.jobs.services import Services
 from docora.lease import Lease
+from docora.net import system_resolver
+from docora.runtime import lfs_client
 from docora.store import checks
 from tests.e2e import register_app, wait_status, watch
 from tests.githttp import GitHttpServer
@@ -40,6 +42,7 @@ async def checker_for(settings):
         sender=WebhookSender(timeout_ms=5000, allow_private=True),
         lease=Lease(settings.lease_s),
         refs=SmartHttpRefs(allow_local=True),
+        lfs=lfs_client(settings, system_resolver),
     )
     jobs = build_job_app(settings)
     await jobs.open_async(pool)
@@ -47,6 +50,8 @@ async def checker_for(settings):
         yield RescanChecker(services, JobQueue(jobs))
     finally:
         await services.refs.aclose()
+        if services.lfs is not None:
+            await services.lfs.aclose()
         await services.sender.aclose()
         await jobs.close_async()
         await pool.close()

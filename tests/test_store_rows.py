@@ -9,7 +9,7 @@ from docora.store.apps import AppRow
 from docora.store.repositories import Repository
 from docora.store.watches import Watch
 
-JOINED = {"snapshot_commit"}  # Repository's one column from the snapshots table
+JOINED = {"snapshot_commit", "snapshot_lfs", "lfs_objects", "lfs_bytes"}  # from the snapshots table
 
 
 @pytest.mark.parametrize(

@@ -48,6 +48,11 @@ class Settings(msgspec.Struct, rename="upper", kw_only=True, frozen=True):
     batch_max_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 4_194_304
     delivery_timeout_ms: Millis = 30_000
     max_file_size_bytes: Bytes = 104_857_600
+    # Git LFS (SPEC 13): `on` delivers the objects LFS pointers stand for, `off` the
+    # pointers as git holds them. LFS_MISSING=skip skips a file whose object the server
+    # does not have (listed in skipped_files) instead of failing the sync.
+    lfs: Literal["on", "off"] = "on"
+    lfs_missing: Literal["fail", "skip"] = "fail"
     git_timeout_ms: Millis = 300_000
     allow_local_repositories: bool = False
     allow_private_webhook_targets: bool = False

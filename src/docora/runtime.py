@@ -20,6 +20,7 @@ from docora.config import Settings
 from docora.crypto import SecretBox
 from docora.db import open_pool
 from docora.deliver.client import WebhookSender
+from docora.git.lfs import LfsClient
 from docora.git.smart_http import SmartHttpRefs
 from docora.jobs.app import build_job_app
 from docora.jobs.checks import CHECK_TIMEOUT_MS, RescanChecker
@@ -75,6 +76,7 @@ async def run_worker(
         lease=lease,
         resolver=resolver,
         refs=SmartHttpRefs(allow_local=settings.allow_local_repositories, resolver=resolver),
+        lfs=lfs_client(settings, resolver),
     )
     # This host's mirrors as they are on disk (a worker may start with a full base path,
     # or with an emptied one), and the bound enforced if it shrank since.
@@ -106,7 +108,20 @@ async def run_worker(
         await services.sender.aclose()
         if services.refs is not None:
             await services.refs.aclose()
+        if services.lfs is not None:
+            await services.lfs.aclose()
         await pool.close()
+
+
+def lfs_client(settings: Settings, resolver: Resolver) -> LfsClient | None:
+    """The worker's Git LFS client (None: LFS=off). Its hosts pass the checks git's do."""
+    if settings.lfs == "off":
+        return None
+    return LfsClient(
+        allow_private=settings.allow_local_repositories,
+        resolver=resolver,
+        timeout_ms=settings.git_timeout_ms,
+    )
 
 
 def _state_reader(pool):

@@ -25,6 +25,7 @@ from docora.api.admin_models import (
     WorkersBody,
 )
 from docora.api.apps import profile
+from docora.api.models import LfsBody
 from docora.api.repositories import circuit_breaker, summary
 from docora.config import Settings
 from docora.errors import MalformedInput, NotFound
@@ -133,6 +134,7 @@ async def watch_page(
             circuit_breaker=circuit_breaker(r.repository, now),
             files_delivered=r.watch.files_delivered,
             pending_changes=r.watch.pending_changes,
+            lfs=LfsBody(objects=r.repository.lfs_objects, bytes=r.repository.lfs_bytes),
         )
         for r in rows
     ]

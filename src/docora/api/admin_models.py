@@ -8,7 +8,13 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from docora.api.models import AppProfile, CircuitBreakerBody, WatchStatus, WatchSummary
+from docora.api.models import (
+    AppProfile,
+    CircuitBreakerBody,
+    LfsBody,
+    WatchStatus,
+    WatchSummary,
+)
 
 Cursor = Annotated[str | None, Meta(description="Opaque; pass as ?cursor= for the next page")]
 
@@ -63,6 +69,7 @@ class AdminWatchItem(WatchSummary):
     circuit_breaker: CircuitBreakerBody
     files_delivered: int
     pending_changes: int | None
+    lfs: LfsBody
 
 
 class AdminWatchPage(msgspec.Struct):

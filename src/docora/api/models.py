@@ -168,6 +168,13 @@ class SkippedFileBody(msgspec.Struct):
     reason: Annotated[str, Meta(description="symlink, submodule, too large, non-UTF-8 path")]
 
 
+class LfsBody(msgspec.Struct):
+    objects: Annotated[
+        int, Meta(description="Files of the snapshot whose content is a Git LFS object")
+    ]
+    bytes: Annotated[int, Meta(description="Their content's bytes")]
+
+
 class WatchDetail(WatchSummary):
     circuit_breaker: CircuitBreakerBody
     files_delivered: int
@@ -177,6 +184,7 @@ class WatchDetail(WatchSummary):
     skipped_files: Annotated[
         list[SkippedFileBody], Meta(description="Files of the snapshot that are never sent")
     ]
+    lfs: Annotated[LfsBody, Meta(description="Git LFS content in the snapshot (SPEC 13)")]
 
 
 class ManifestItem(msgspec.Struct):

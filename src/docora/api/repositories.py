@@ -16,6 +16,7 @@ from docora.api.auth import BEARER_SECURITY
 from docora.api.context import ApiContext
 from docora.api.models import (
     CircuitBreakerBody,
+    LfsBody,
     Manifest,
     ManifestItem,
     MessageBody,
@@ -216,6 +217,7 @@ class RepositoriesController(Controller):
             files_delivered=watch.files_delivered,
             pending_changes=watch.pending_changes,
             skipped_files=[SkippedFileBody(**item) for item in skipped],
+            lfs=LfsBody(objects=repo.lfs_objects, bytes=repo.lfs_bytes),
         )
 
     @delete(

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from docora.deliver.events import (
 from docora.deliver.payloads import ChunkInfo, FileBody, RepositoryRef, iso_timestamp
 from docora.deliver.recorder import AckRecorder
 from docora.deliver.signing import signed_headers
+from docora.git.lfs_cache import ObjectCache
 from docora.git.stream import BlobReader
 from docora.store import changes
 from docora.store.changes import GROUP_ORDER, Change, LogEntry
@@ -93,6 +94,9 @@ class WatchDelivery:
     # The watch's path filter as Postgres evaluates it (scan/filters.py); None: every file.
     path_regexes: list[str] | None = None
     path_includes: list[bool] | None = None
+    # Makes a page's Git LFS objects present in the mirror's cache (downloading what
+    # this host lacks); None: LFS=off, and an object not cached fails the delivery.
+    ensure_lfs: Callable[[list[Change]], Awaitable[None]] | None = None
 
     async def run(self) -> int:
         """Send every pending change: all deletes, then creates, then updates, each in path
@@ -131,9 +135,14 @@ class WatchDelivery:
                         if item.body is not None:
                             await self._send(item.change, 0, item.body, final=True)
                             continue
+                        if item.change.lfs:
+                            await self._send_chunks(item.change, self._cached_pieces(item.change))
+                            continue
                         if chunk_reader is None:
                             chunk_reader = await stack.enter_async_context(BlobReader(self.mirror))
-                        await self._send_chunks(item.change, chunk_reader)
+                        await self._send_chunks(
+                            item.change, self._blob_pieces(item.change, chunk_reader)
+                        )
                     except Exception as exc:  # re-raised below, once every slot is idle
                         failures.append(exc)
 
@@ -220,17 +229,36 @@ class WatchDelivery:
         self, page: list[Change], blobs: BlobReader
     ) -> AsyncIterator[tuple[Change, FileBody | None]]:
         """Each change of a page with its file (None for deletes and chunked binaries). The
-        page's blobs are asked of git all at once."""
-        wanted = [c.blob_id or "" for c in page if c.event != "delete" and not self._is_chunked(c)]
-        contents = blobs.read_many(wanted)
+        page's blobs are asked of git all at once; LFS objects are read from the cache."""
+        await self._ensure_lfs(page)
+        whole = [c for c in page if c.event != "delete" and not self._is_chunked(c)]
+        contents = blobs.read_many([c.blob_id or "" for c in whole if not c.lfs])
         try:
             for change in page:
                 if change.event == "delete" or self._is_chunked(change):
                     yield change, None
+                elif change.lfs:
+                    data = await asyncio.to_thread(self._lfs_cache.read, change.sha)
+                    yield change, whole_file(change, data)
                 else:
                     yield change, whole_file(change, await anext(contents))
         finally:
             await contents.aclose()
+
+    @property
+    def _lfs_cache(self) -> ObjectCache:
+        return ObjectCache(self.mirror)
+
+    async def _ensure_lfs(self, page: list[Change]) -> None:
+        objects = [c for c in page if c.lfs and c.event != "delete"]
+        if not objects:
+            return
+        if self.ensure_lfs is not None:
+            await self.ensure_lfs(objects)
+            return
+        for change in objects:
+            if not self._lfs_cache.has(change.sha):
+                raise DeliveryFailed(f"LFS object of {change.path} is not cached here (LFS=off)")
 
     async def _pending(self, event: str) -> AsyncIterator[list[Change]]:
         """The group's changes, a page at a time, in path order; the next page is read
@@ -262,12 +290,23 @@ class WatchDelivery:
                 includes=self.path_includes,
             )
 
-    async def _send_chunks(self, change: Change, blobs: BlobReader) -> None:
+    async def _blob_pieces(self, change: Change, blobs: BlobReader) -> AsyncIterator[bytes]:
         size = await blobs.open(change.blob_id or "")
-        total = chunk_count(size, self.chunks.chunk_chars)
+        async for piece in blobs.chunks(size, raw_bytes_per_chunk(self.chunks.chunk_chars)):
+            yield piece
+
+    async def _cached_pieces(self, change: Change) -> AsyncIterator[bytes]:
+        """An LFS object's bytes from the cache, a chunk's worth at a time."""
+        with self._lfs_cache.path(change.sha).open("rb") as f:
+            step = raw_bytes_per_chunk(self.chunks.chunk_chars)
+            while piece := await asyncio.to_thread(f.read, step):
+                yield piece
+
+    async def _send_chunks(self, change: Change, pieces: AsyncIterator[bytes]) -> None:
+        total = chunk_count(change.size, self.chunks.chunk_chars)
         group = chunk_group_id(self.watch, change)
         index = 0
-        async for piece in blobs.chunks(size, raw_bytes_per_chunk(self.chunks.chunk_chars)):
+        async for piece in pieces:
             file = file_struct(
                 change,
                 content=base64_text(piece),
@@ -277,6 +316,8 @@ class WatchDelivery:
             body = file_body(self.repository, change, self.commit_sha, iso_timestamp(), file)
             await self._send(change, index, body, final=index == total - 1)
             index += 1
+        if index != total:
+            raise DeliveryFailed(f"{change.path}: {index} chunks read, {total} expected")
 
     async def _post(self, event: str, request_id, body: bytes) -> SendResult:
         headers = signed_headers(

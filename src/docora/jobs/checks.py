@@ -111,7 +111,9 @@ class RescanChecker:
             log.error("a rescan check failed unexpectedly", exc_info=task.exception())
 
     async def _check(self, due: DueRepository) -> Checked:
-        if not due.all_in_sync:
+        if not due.all_in_sync or self.services.lfs_mode_changed(
+            due.snapshot_commit, due.snapshot_lfs
+        ):
             return Checked(due, "changed")
         token = None
         if due.token_enc is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from procrastinate import JobContext
@@ -16,12 +17,16 @@ from docora.deliver.recorder import WatchGone
 from docora.deliver.run import BatchPolicy, ChunkPolicy, DeliveryFailed, Target, WatchDelivery
 from docora.deliver.targets import UnsafeTarget, check_target
 from docora.git.command import GitError
+from docora.git.lfs import Wanted
+from docora.git.lfs_cache import ObjectCache
 from docora.git.mirror import has_commit
 from docora.jobs.retry import attempt_number
 from docora.jobs.services import Services
 from docora.net import RefusedAddress
+from docora.scan.lfs_content import ensure_objects
 from docora.store import apps, repositories, snapshots, watches
 from docora.store.apps import AppRow
+from docora.store.changes import Change
 from docora.store.repositories import Repository
 from docora.store.watches import Watch
 
@@ -170,6 +175,7 @@ async def _prepare(
         attempt=attempt,
         path_regexes=watch.path_regexes,
         path_includes=watch.path_includes,
+        ensure_lfs=_lfs_ensurer(services, repo, watch, mirror, commit),
     )
 
 
@@ -179,13 +185,35 @@ async def _ensure_commit(
     """Another worker host may have made the snapshot: fetch with this watch's own token."""
     if await has_commit(mirror, commit, branch=repo.branch):
         return
-    token = None
-    if watch.token_enc is not None:
-        token = services.box.decrypt(
-            watch.token_enc, context=watch_token_context(watch.app_id, repo.id)
-        )
-    await services.fetch_mirror(repo, mirror, token=token, tip=commit)
+    await services.fetch_mirror(repo, mirror, token=_token(services, repo, watch), tip=commit)
     if not await has_commit(mirror, commit, branch=repo.branch):
         raise DeliveryFailed(
             "the snapshot's commit is no longer on the remote; waiting for the next sync"
         )
+
+
+def _token(services: Services, repo: Repository, watch: Watch) -> str | None:
+    if watch.token_enc is None:
+        return None
+    return services.box.decrypt(watch.token_enc, context=watch_token_context(watch.app_id, repo.id))
+
+
+def _lfs_ensurer(
+    services: Services, repo: Repository, watch: Watch, mirror: Path, commit: str
+) -> Callable[[list[Change]], Awaitable[None]] | None:
+    """What makes a page's LFS objects present here: the scan may have run on another
+    host, or the cache may have been evicted since (LFS=off: None)."""
+    if services.lfs is None:
+        return None
+    cache = ObjectCache(mirror)
+
+    async def ensure(page: list[Change]) -> None:
+        missing = [Wanted(c.sha, c.size, c.path) for c in page if not cache.has(c.sha)]
+        if not missing:
+            return
+        source = services.lfs_source(repo, _token(services, repo, watch))
+        assert source is not None
+        if await ensure_objects(mirror, commit, source, missing):
+            await services.account_mirror(mirror)
+
+    return ensure

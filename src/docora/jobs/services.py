@@ -17,11 +17,13 @@ from docora.config import Settings
 from docora.crypto import SecretBox
 from docora.deliver.client import WebhookSender
 from docora.git import mirrors
+from docora.git.lfs import LfsClient
 from docora.git.mirror import fetch_branch, mirror_path
 from docora.git.mirrors import Accounting, HostMirrors
 from docora.git.smart_http import SmartHttpRefs
 from docora.lease import Lease
 from docora.net import Resolver, system_resolver
+from docora.scan.lfs_content import LfsSource
 from docora.store.repositories import Repository
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,8 @@ class Services:
     resolver: Resolver = system_resolver
     # In-process smart-HTTP ref reads (git/smart_http.py); None: git ls-remote for all.
     refs: SmartHttpRefs | None = None
+    # Git LFS downloads (git/lfs.py); None when LFS=off.
+    lfs: LfsClient | None = None
     # Set when the worker learns it was declared gone, so that the runtime starts it afresh.
     revoked: asyncio.Event = field(default_factory=asyncio.Event)
     mirrors: HostMirrors = field(init=False)
@@ -75,6 +79,28 @@ class Services:
         metrics.FETCH_DURATION.observe(time.perf_counter() - started)
         self._note(await asyncio.to_thread(self.mirrors.fetched, mirror))
         return fetched
+
+    def lfs_source(self, repo: Repository, token: str | None) -> LfsSource | None:
+        """Where a scan or a delivery of `repo` gets LFS objects (None: LFS=off)."""
+        if self.lfs is None:
+            return None
+        return LfsSource(
+            client=self.lfs,
+            remote_url=repo.url,
+            token=token,
+            skip_missing=self.settings.lfs_missing == "skip",
+        )
+
+    def lfs_mode_changed(self, snapshot_commit: str | None, snapshot_lfs: bool | None) -> bool:
+        """Whether a snapshot was made with LFS the other way than the setting says now
+        (NULL: made before LFS existed, so without it): it must be scanned again in full."""
+        if snapshot_commit is None:
+            return False
+        return bool(snapshot_lfs) != (self.lfs is not None)
+
+    async def account_mirror(self, mirror: Path) -> None:
+        """Account for a mirror that grew without a fetch (LFS objects downloaded)."""
+        self._note(await asyncio.to_thread(self.mirrors.fetched, mirror))
 
     async def account_mirrors(self) -> None:
         """Walk this host's mirrors (at start: the gauge, and the bound if it shrank)."""

@@ -133,7 +133,7 @@ class SyncRun:
                 raise GitError(
                     GitErrorKind.NOT_FOUND, f"branch {self.repo.branch!r} no longer exists"
                 )
-        elif head.commit_sha != snapshot_commit:
+        elif head.commit_sha != snapshot_commit or self._lfs_mode_changed():
             snapshot_commit = await self._fetch_and_snapshot(
                 token, snapshot_commit, head.commit_sha
             )
@@ -143,8 +143,13 @@ class SyncRun:
         await self._hand_out(readable, snapshot_commit)
         return "synced"
 
+    def _lfs_mode_changed(self) -> bool:
+        return self.services.lfs_mode_changed(self.repo.snapshot_commit, self.repo.snapshot_lfs)
+
     def _all_in_sync(self, head: RemoteHead, snapshot_commit: str | None) -> bool:
         if head.commit_sha is None or head.commit_sha != snapshot_commit:
+            return False
+        if self._lfs_mode_changed():
             return False
         return all(w.status == "synced" and w.commit_sha == snapshot_commit for w in self.watches)
 
@@ -218,12 +223,17 @@ class SyncRun:
                     previous=previous,
                     commit=fetched,
                     max_size=self.settings.max_file_size_bytes,
+                    lfs=self.services.lfs_source(self.repo, token),
+                    rescan_all=self._lfs_mode_changed(),
                 )
+            if stats.lfs.downloaded:
+                await self.services.account_mirror(mirror)
         metrics.BLOBS_HASHED.inc(stats.blobs_hashed)
         metrics.BYTES_HASHED.inc(stats.bytes_hashed)
         log.info(
             "snapshot of %s at %s: %s scan, %d paths examined, %d blobs hashed; "
-            "fetch %.0f ms, list %.0f ms, hash %.0f ms, apply %.0f ms",
+            "fetch %.0f ms, list %.0f ms, hash %.0f ms, apply %.0f ms; "
+            "%d LFS objects, %d downloaded (%d bytes)",
             self.repo.id,
             fetched[:12],
             "full" if stats.full else "incremental",
@@ -233,6 +243,9 @@ class SyncRun:
             stats.list_ms,
             stats.hash_ms,
             stats.apply_ms,
+            stats.lfs.pointers,
+            stats.lfs.downloaded,
+            stats.lfs.downloaded_bytes,
         )
         return fetched
 

@@ -18,6 +18,7 @@ from psycopg import AsyncConnection
 from docora.git.mirror import has_commit
 from docora.git.stream import cat_file_batch
 from docora.scan.hashing import BatchFactsParser
+from docora.scan.lfs_content import LfsSource, LfsStats, resolve_pointers, rules_changed
 from docora.scan.tree import changed_rows, full_rows, ignore_file_changed
 from docora.store import scans
 from docora.store.scans import BlobFacts
@@ -38,6 +39,7 @@ class ScanStats(msgspec.Struct, frozen=True):
     list_ms: float = 0.0
     hash_ms: float = 0.0
     apply_ms: float = 0.0
+    lfs: LfsStats = LfsStats()
 
 
 async def scan_commit(
@@ -48,11 +50,18 @@ async def scan_commit(
     previous: str | None,
     commit: str,
     max_size: int,
+    lfs: LfsSource | None = None,
+    rescan_all: bool = False,
 ) -> ScanStats:
+    """`lfs`: resolve Git LFS pointers through it (None: LFS=off, pointers are files).
+    `rescan_all`: look at every path (the previous snapshot was made with LFS the other
+    way)."""
     full = (
-        previous is None
+        rescan_all
+        or previous is None
         or not await has_commit(mirror, previous)
         or await ignore_file_changed(mirror, previous, commit)
+        or (lfs is not None and await rules_changed(mirror, previous, commit))
     )
     if full:
         rows = full_rows(mirror, commit, max_size=max_size)
@@ -60,13 +69,18 @@ async def scan_commit(
         assert previous is not None
         rows = changed_rows(mirror, previous, commit, max_size=max_size)
     marks = [time.perf_counter()]
+    lfs_stats = LfsStats()
     await scans.start_work(conn)
     try:
         await scans.copy_work(conn, rows)
         marks.append(time.perf_counter())
         hashed, size = await _hash_new_blobs(conn, mirror, repository_id)
+        if lfs is not None:
+            lfs_stats = await resolve_pointers(conn, mirror, commit, lfs, max_size=max_size)
         marks.append(time.perf_counter())
-        examined = await scans.apply_work(conn, repository_id, commit, full=full, hashed=hashed)
+        examined = await scans.apply_work(
+            conn, repository_id, commit, full=full, hashed=hashed, lfs_resolved=lfs is not None
+        )
         marks.append(time.perf_counter())
     finally:
         await scans.end_work(conn)
@@ -79,6 +93,7 @@ async def scan_commit(
         list_ms=list_ms,
         hash_ms=hash_ms,
         apply_ms=apply_ms,
+        lfs=lfs_stats,
     )
 
 

@@ -26,6 +26,8 @@ class Change(msgspec.Struct, frozen=True):
     blob_id: str | None
     is_binary: bool
     previous_sha: str | None
+    # The content is a Git LFS object (SPEC 13), cached by oid (= sha) beside the mirror.
+    lfs: bool = False
 
 
 # Each page walks one primary key in path order from `after` and looks every row up in the
@@ -39,7 +41,7 @@ class Change(msgspec.Struct, frozen=True):
 _PAGES: dict[str, str] = {
     "delete": """
 SELECT 'delete' AS event, d.path, d.sha, 0::bigint AS size, NULL::text AS blob_id,
-       false AS is_binary, NULL::text AS previous_sha
+       false AS is_binary, NULL::text AS previous_sha, false AS lfs
 FROM delivered_files d
 LEFT JOIN LATERAL (SELECT 1 AS present FROM snapshot_files s
                    WHERE s.repository_id = d.repository_id AND s.path = d.path LIMIT 1) s
@@ -49,7 +51,8 @@ WHERE d.app_id = %(app_id)s AND d.repository_id = %(repository_id)s AND d.path >
 ORDER BY d.path LIMIT %(limit)s
 """,
     "create": """
-SELECT 'create' AS event, s.path, s.sha, s.size, s.blob_id, s.is_binary, NULL::text AS previous_sha
+SELECT 'create' AS event, s.path, s.sha, s.size, s.blob_id, s.is_binary,
+       NULL::text AS previous_sha, s.lfs
 FROM snapshot_files s
 LEFT JOIN LATERAL (SELECT 1 AS present FROM delivered_files d
                    WHERE d.app_id = %(app_id)s AND d.repository_id = s.repository_id
@@ -60,7 +63,8 @@ WHERE s.repository_id = %(repository_id)s AND s.path > %(after)s AND d.present I
 ORDER BY s.path LIMIT %(limit)s
 """,
     "update": """
-SELECT 'update' AS event, s.path, s.sha, s.size, s.blob_id, s.is_binary, d.sha AS previous_sha
+SELECT 'update' AS event, s.path, s.sha, s.size, s.blob_id, s.is_binary,
+       d.sha AS previous_sha, s.lfs
 FROM snapshot_files s
 JOIN LATERAL (SELECT d.sha FROM delivered_files d
               WHERE d.app_id = %(app_id)s AND d.repository_id = s.repository_id

@@ -23,6 +23,7 @@ class DueRepository(msgspec.Struct, frozen=True):
     branch: str
     consecutive_failures: int
     snapshot_commit: str | None
+    snapshot_lfs: bool | None  # whether that snapshot resolved Git LFS pointers
     # Whether every watch is synced at the snapshot's commit: only then can the remote's
     # tip alone tell that nothing is to be done.
     all_in_sync: bool
@@ -53,6 +54,7 @@ WITH due AS (
     SELECT repository_id, min(was_due) AS was_due FROM pushed GROUP BY repository_id
 )
 SELECT r.id, r.url, r.branch, r.consecutive_failures, s.commit_sha AS snapshot_commit,
+       s.lfs_resolved AS snapshot_lfs,
        s.commit_sha IS NOT NULL AND NOT EXISTS (
            SELECT 1 FROM watches x WHERE x.repository_id = r.id
              AND (x.status <> 'synced' OR x.commit_sha IS DISTINCT FROM s.commit_sha)

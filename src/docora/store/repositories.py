@@ -24,6 +24,11 @@ class Repository(msgspec.Struct, frozen=True):
     created_at: datetime
     # From the snapshots table: the commit the latest scan describes (None before one).
     snapshot_commit: str | None
+    # Whether that scan resolved Git LFS pointers (None: no snapshot, or one made before).
+    snapshot_lfs: bool | None = None
+    # The snapshot's files whose content is a Git LFS object, and their bytes (SPEC 13).
+    lfs_objects: int = 0
+    lfs_bytes: int = 0
 
 
 class CircuitState(msgspec.Struct, frozen=True):
@@ -32,8 +37,16 @@ class CircuitState(msgspec.Struct, frozen=True):
     opened_now: bool
 
 
+_SNAPSHOT_COLUMNS = {
+    "snapshot_commit": "s.commit_sha AS snapshot_commit",
+    "snapshot_lfs": "s.lfs_resolved AS snapshot_lfs",
+    "lfs_objects": "coalesce(s.lfs_objects, 0) AS lfs_objects",
+    "lfs_bytes": "coalesce(s.lfs_bytes, 0) AS lfs_bytes",
+}
+
+
 def _column(field: str) -> str:
-    return "s.commit_sha AS snapshot_commit" if field == "snapshot_commit" else f"r.{field}"
+    return _SNAPSHOT_COLUMNS.get(field, f"r.{field}")
 
 
 # Every column of Repository, for queries that join repositories r and snapshots s.

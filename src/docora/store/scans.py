@@ -38,7 +38,11 @@ CREATE TEMP TABLE IF NOT EXISTS scan_work (
     blob_id text,
     size bigint,
     skip_reason text,
-    deleted boolean NOT NULL
+    deleted boolean NOT NULL,
+    -- Set for a Git LFS pointer whose object was resolved (SPEC 13): the content's facts.
+    lfs_oid text,
+    lfs_size bigint,
+    lfs_binary boolean
 )
 """
 DROP_WORK = "DROP TABLE IF EXISTS scan_work"
@@ -82,15 +86,19 @@ DELETE_CHANGED_SKIPS = """
 DELETE FROM snapshot_skipped s USING scan_work w
 WHERE s.repository_id = %(repository_id)s AND s.path = w.path AND w.skip_reason IS NULL
 """
+# An LFS pointer's row carries the object's facts; the same blob read as a plain file
+# (LFS turned off, attributes changed) has another sha, so the row is rewritten then too.
 UPSERT_FILES = """
-INSERT INTO snapshot_files (repository_id, path, sha, size, blob_id, is_binary)
-SELECT %(repository_id)s, w.path, f.sha, f.size, w.blob_id, f.is_binary
+INSERT INTO snapshot_files (repository_id, path, sha, size, blob_id, is_binary, lfs)
+SELECT %(repository_id)s, w.path, coalesce(w.lfs_oid, f.sha), coalesce(w.lfs_size, f.size),
+    w.blob_id, coalesce(w.lfs_binary, f.is_binary), w.lfs_oid IS NOT NULL
 FROM scan_work w JOIN blob_facts f
   ON f.repository_id = %(repository_id)s AND f.blob_id = w.blob_id
 ON CONFLICT (repository_id, path) DO UPDATE SET
     sha = EXCLUDED.sha, size = EXCLUDED.size, blob_id = EXCLUDED.blob_id,
-    is_binary = EXCLUDED.is_binary
-WHERE snapshot_files.blob_id IS DISTINCT FROM EXCLUDED.blob_id
+    is_binary = EXCLUDED.is_binary, lfs = EXCLUDED.lfs
+WHERE (snapshot_files.blob_id, snapshot_files.sha)
+    IS DISTINCT FROM (EXCLUDED.blob_id, EXCLUDED.sha)
 """
 UPSERT_SKIPS = """
 INSERT INTO snapshot_skipped (repository_id, path, reason)
@@ -100,12 +108,37 @@ ON CONFLICT (repository_id, path) DO UPDATE SET reason = EXCLUDED.reason
 FINISH_SNAPSHOT = """
 UPDATE snapshots SET commit_sha = %(commit_sha)s, scanned_at = now(),
     fetch_count = fetch_count + 1, blobs_hashed = blobs_hashed + %(hashed)s,
-    file_count = t.files, total_bytes = t.bytes
-FROM (SELECT count(*) AS files, coalesce(sum(size), 0) AS bytes FROM snapshot_files
-      WHERE repository_id = %(repository_id)s) t
+    file_count = t.files, total_bytes = t.bytes, lfs_resolved = %(lfs_resolved)s,
+    lfs_objects = t.lfs_objects, lfs_bytes = t.lfs_bytes
+FROM (SELECT count(*) AS files, coalesce(sum(size), 0) AS bytes,
+             count(*) FILTER (WHERE lfs) AS lfs_objects,
+             coalesce(sum(size) FILTER (WHERE lfs), 0) AS lfs_bytes
+      FROM snapshot_files WHERE repository_id = %(repository_id)s) t
 WHERE repository_id = %(repository_id)s
 """
 COUNT_CHANGED = "SELECT count(*) FROM scan_work"
+
+# Files small enough to be LFS pointers (POINTER_MAX_BYTES), in path order.
+SMALL_FILES = """
+SELECT path, blob_id FROM scan_work
+WHERE blob_id IS NOT NULL AND size <= %(max_size)s ORDER BY path
+"""
+SET_LFS = """
+UPDATE scan_work SET lfs_oid = %(oid)s, lfs_size = %(size)s, lfs_binary = %(is_binary)s
+WHERE path = %(path)s
+"""
+SKIP_LFS = """
+UPDATE scan_work SET blob_id = NULL, size = NULL, skip_reason = %(reason)s WHERE path = %(path)s
+"""
+
+
+class LfsContent(msgspec.Struct, frozen=True):
+    """What an LFS pointer at `path` resolved to."""
+
+    path: str
+    oid: str
+    size: int
+    is_binary: bool
 
 
 async def start_work(conn: AsyncConnection) -> None:
@@ -146,11 +179,41 @@ async def store_facts(
             await copy.write_row((repository_id, blob_id, f.sha, f.size, f.is_binary))
 
 
+async def small_files(conn: AsyncConnection, max_size: int) -> list[tuple[str, str]]:
+    """(path, blob id) of the listed files of at most `max_size` bytes."""
+    cur = await conn.execute(SMALL_FILES, {"max_size": max_size})
+    return [(row[0], row[1]) for row in await cur.fetchall()]
+
+
+async def set_lfs(conn: AsyncConnection, contents: list[LfsContent]) -> None:
+    if contents:
+        async with conn.cursor() as cur:
+            await cur.executemany(SET_LFS, [msgspec.structs.asdict(c) for c in contents])
+
+
+async def skip_paths(conn: AsyncConnection, skipped: list[tuple[str, str]]) -> None:
+    """Turn listed files into skipped ones: (path, reason)."""
+    if skipped:
+        async with conn.cursor() as cur:
+            await cur.executemany(SKIP_LFS, [{"path": p, "reason": r} for p, r in skipped])
+
+
 async def apply_work(
-    conn: AsyncConnection, repository_id: str, commit_sha: str, *, full: bool, hashed: int
+    conn: AsyncConnection,
+    repository_id: str,
+    commit_sha: str,
+    *,
+    full: bool,
+    hashed: int,
+    lfs_resolved: bool = False,
 ) -> int:
     """Make the snapshot match the work table in one transaction; return paths examined."""
-    params = {"repository_id": repository_id, "commit_sha": commit_sha, "hashed": hashed}
+    params = {
+        "repository_id": repository_id,
+        "commit_sha": commit_sha,
+        "hashed": hashed,
+        "lfs_resolved": lfs_resolved,
+    }
     async with conn.transaction():
         await conn.execute(ENSURE_SNAPSHOT, params)
         if full:
