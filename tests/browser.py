@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from docora.api.app import create_app
+from docora.asgi import create_app
 from docora.runtime import _Server
 from tests.test_cli import free_port
 from tests.tools import require_tool

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from litestar.testing import TestClient
 
-from docora.api.app import create_app
+from docora.asgi import create_app
 from docora.config import Settings, load_settings
 from docora.db import embedded_postgres
 from docora.migrate import apply_migrations

@@ -31,6 +31,18 @@ class ReceiverServer(WebhookReceiver):
     def status_for(self, event: str, body: dict) -> int | None:
         return self.state.respond(event, body)
 
+    def fail_first(self, count: int, status: int = 500) -> None:
+        """Answer the next `count` verified requests with `status`, then 200."""
+        left = {"n": count}
+
+        def respond(event: str, body: dict) -> int | None:
+            if left["n"]:
+                left["n"] -= 1
+                return status
+            return None
+
+        self.state.respond = respond
+
     def wait_for(self, predicate: Callable[[ReceiverState], bool], timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from docora.api.app import create_app
+from docora.asgi import create_app
 from tests.admin import (
     ADMIN,
     console_settings,

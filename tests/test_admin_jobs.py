@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from docora.api.app import create_app
+from docora.asgi import create_app
 from docora.git.mirror import mirror_path
 from tests.admin import ADMIN, add_repository, add_watch, console_settings, https_client
 from tests.conftest import onboard

@@ -1,6 +1,6 @@
 from litestar.testing import TestClient
 
-from docora.api.app import create_app
+from docora.asgi import create_app
 from tests.conftest import ADMIN_TOKEN, admin_headers, onboard
 
 BODY = {

@@ -3,7 +3,7 @@ import time
 from litestar import get
 from litestar.testing import TestClient
 
-from docora.api.app import create_app
+from docora.asgi import create_app
 from tests.conftest import admin_headers
 
 

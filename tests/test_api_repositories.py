@@ -68,7 +68,7 @@ def test_register_errors(client, tmp_path, make_settings):
 def test_local_repositories_need_the_setting(make_settings, repo):
     from litestar.testing import TestClient
 
-    from docora.api.app import create_app
+    from docora.asgi import create_app
 
     with TestClient(create_app(make_settings(ALLOW_LOCAL_REPOSITORIES="false"))) as client:
         _, headers = onboard(client)
@@ -105,7 +105,7 @@ def test_reregistering_resets_the_watch(client, db, repo):
 def test_concurrent_registrations_share_one_repository_row(settings, db, repo):
     from litestar.testing import TestClient
 
-    from docora.api.app import create_app
+    from docora.asgi import create_app
 
     with TestClient(create_app(settings)) as client:
         apps = [onboard(client, app_name=f"app {i}")[1] for i in range(6)]

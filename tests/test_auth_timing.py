@@ -13,7 +13,7 @@ import time
 
 from litestar.testing import TestClient
 
-from docora.api.app import create_app
+from docora.asgi import create_app
 from tests.conftest import ADMIN_TOKEN, onboard
 
 ROUNDS = 300

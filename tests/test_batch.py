@@ -12,7 +12,7 @@ import time
 import pytest
 from litestar.testing import TestClient
 
-from docora.api.app import create_app
+from docora.asgi import create_app
 from tests.conftest import RECEIVER_KEY, onboard
 from tests.e2e import register_app, resync, wait_status, wait_synced, watch
 from tests.gitrepo import GitRepo, fast_import

@@ -7,7 +7,7 @@ import pytest
 
 from docora.admin.passwords import password_matches
 from docora.admin.sessions import cookie_is_secure
-from docora.api.app import create_app
+from docora.asgi import create_app
 from tests.admin import (
     ADMIN_PASSWORD,
     ADMIN_USER,

@@ -52,7 +52,7 @@ def expected() -> dict[str, str]:
 def sync_to(make_settings, tmp_path, base_url: str, mode: str) -> None:
     from litestar.testing import TestClient
 
-    from docora.api.app import create_app
+    from docora.asgi import create_app
     from tests.worker import BackgroundWorker
 
     settings = make_settings(BINARY_CHUNK_THRESHOLD_BYTES="2000", BINARY_CHUNK_SIZE_BYTES="1000")

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 import docora
-from docora.api.errors import status_of
 from docora.deliver.targets import UnsafeTarget
 from docora.errors import (
     ConfigError,
@@ -23,6 +22,7 @@ from docora.git.command import GitError, GitErrorKind
 from docora.git.urls import InvalidRepositoryUrl, InvalidToken
 from docora.migrate import SchemaError
 from docora.net import RefusedAddress
+from docora.web.errors import status_of
 
 
 @pytest.mark.parametrize(

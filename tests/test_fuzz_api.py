@@ -11,7 +11,7 @@ import httpx
 import pytest
 import uvicorn
 
-from docora.api.app import create_app
+from docora.asgi import create_app
 from tests.conftest import ADMIN_TOKEN
 
 schemathesis = pytest.importorskip("schemathesis")

@@ -10,7 +10,7 @@ import time
 import pytest
 from litestar.testing import TestClient
 
-from docora.api.app import create_app
+from docora.asgi import create_app
 from docora.hooks.providers import (
     parse_bitbucket,
     parse_gitea,

@@ -84,7 +84,7 @@ def test_a_100k_file_repository_syncs(make_settings, db, tmp_path):
     import httpx
     from litestar.testing import TestClient
 
-    from docora.api.app import create_app
+    from docora.asgi import create_app
     from tests.conftest import onboard
     from tests.worker import BackgroundWorker
 

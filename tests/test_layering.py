@@ -70,3 +70,32 @@ def test_layers_form_no_cycle():
 
     cycles = sorted(layer for layer in LAYERS if reaches(layer, layer, set()))
     assert not cycles, f"layers in an import cycle: {cycles}; edges: {edges}"
+
+
+def _package(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) >= 2 else None
+
+
+def _imports_between(sources: set[str], targets: set[str]) -> set[tuple[str, str]]:
+    return {
+        (module, target)
+        for module, imported in import_graph().items()
+        if _package(module) in sources
+        for target in imported
+        if _package(target) in targets
+    }
+
+
+def test_the_rest_api_and_the_console_do_not_know_each_other():
+    assert not _imports_between({"api"}, {"console"})
+    assert not _imports_between({"console"}, {"api"})
+
+
+def test_what_both_front_ends_stand_on_imports_neither():
+    """web/ (context, errors, observability) and admin/ (what operators read and do) are
+    below both front ends; only docora.asgi composes them."""
+    assert not _imports_between({"web", "admin"}, {"api", "console", "asgi"})
+    assert not _imports_between({"admin"}, {"web"})
+    composers = {m for m, imported in import_graph().items() if "docora.asgi" in imported}
+    assert composers <= {"docora.runtime"}, composers

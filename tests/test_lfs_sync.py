@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import msgspec
 import pytest
 
-from docora.api.app import create_app
+from docora.asgi import create_app
 from tests.admin import ADMIN, ADMIN_PASSWORD, ADMIN_USER, https_client, login
 from tests.conftest import RECEIVER_KEY as KEY
 from tests.e2e import register_app, resync, wait_status, wait_synced, watch

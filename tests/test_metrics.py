@@ -7,7 +7,7 @@ import httpx
 from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from docora.api.app import create_app
+from docora.asgi import create_app
 from tests.admin import ADMIN, add_repository, add_watch
 from tests.conftest import onboard
 from tests.e2e import register_app, wait_status, wait_until, watch
@@ -144,7 +144,7 @@ def test_deliveries_total_and_the_workers_own_metrics(settings, client, receiver
 
 
 def test_request_ids_are_echoed_only_when_sane(client):
-    from docora.api.observability import request_id_of
+    from docora.web.observability import request_id_of
 
     def given(value: bytes) -> str:
         return request_id_of({"headers": [(b"x-request-id", value)]})

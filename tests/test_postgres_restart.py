@@ -12,7 +12,7 @@ import time
 import pytest
 from litestar.testing import TestClient
 
-from docora.api.app import create_app
+from docora.asgi import create_app
 from docora.migrate import apply_migrations
 from tests import pg
 from tests.conftest import RECEIVER_KEY, onboard

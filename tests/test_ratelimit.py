@@ -1,4 +1,4 @@
-from docora.api.ratelimit import RateLimiter, VerifiedCredentials, peer_address, rate_limit_key
+from docora.web.ratelimit import RateLimiter, VerifiedCredentials, peer_address, rate_limit_key
 from tests.conftest import admin_headers, onboard
 
 
@@ -56,7 +56,7 @@ def test_verified_credentials_are_bounded():
 def test_random_bearer_strings_share_the_peer_bucket(make_settings):
     from litestar.testing import TestClient
 
-    from docora.api.app import create_app
+    from docora.asgi import create_app
 
     with TestClient(create_app(make_settings(RATE_LIMIT_PER_MINUTE="5"))) as client:
         _, headers = onboard(client)

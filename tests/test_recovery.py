@@ -11,7 +11,7 @@ import time
 import pytest
 from litestar.testing import TestClient
 
-from docora.api.app import create_app
+from docora.asgi import create_app
 from docora.jobs.delivery import INTERRUPTED
 from docora.runtime import EXIT_STUCK, serve
 from tests.conftest import RECEIVER_KEY, onboard

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from litestar.testing import TestClient
 
-from docora.api.app import create_app
+from docora.asgi import create_app
 from docora.receiver import BackgroundServer, NoDelayHandler
 from tests.conftest import RECEIVER_KEY, onboard
 from tests.e2e import wait_status, watch

@@ -15,7 +15,7 @@ import threading
 import pytest
 from litestar.testing import TestClient
 
-from docora.api.app import create_app
+from docora.asgi import create_app
 from docora.git.command import GitError, GitErrorKind, git_environment, run_git_async
 from docora.git.hosts import remote_environment, resolve_entry
 from docora.git.mirror import fetch_branch

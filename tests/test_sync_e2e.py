@@ -216,7 +216,7 @@ def test_receiver_failures_then_recovery_resume_without_resending(client, worker
 def test_retrying_status_is_visible_between_attempts(make_settings, receiver, repo):
     from litestar.testing import TestClient
 
-    from docora.api.app import create_app
+    from docora.asgi import create_app
 
     settings = make_settings(RETRY_BASE_DELAY_MS="1500", MAX_RETRY_ATTEMPTS="3")
     repo.commit("v1", {"a.txt": "a"})
@@ -241,7 +241,7 @@ def test_refused_connections_then_recovery(make_settings, repo, tmp_path):
 
     from litestar.testing import TestClient
 
-    from docora.api.app import create_app
+    from docora.asgi import create_app
 
     settings = make_settings(RETRY_BASE_DELAY_MS="100", MAX_RETRY_ATTEMPTS="2")
     repo.commit("v1", {"a.txt": "a", "b.txt": "b"})

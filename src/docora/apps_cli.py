@@ -7,12 +7,12 @@ import argparse
 import msgspec
 import psycopg
 
-from docora.api.apps import create_app_record
-from docora.api.models import OnboardRequest, OnboardResponse
+from docora.admin.onboarding import create_app_record, validated_base_url
+from docora.bodies import OnboardRequest, OnboardResponse
 from docora.config import Settings
 from docora.crypto import SecretBox
-from docora.deliver.targets import check_target, normalize_base_url
 from docora.errors import InvalidInput
+from docora.net import system_resolver
 from docora.store import apps
 from docora.store.apps import AppRow
 
@@ -36,9 +36,7 @@ async def create_app_from_cli(
         )
     except msgspec.ValidationError as exc:
         raise InvalidInput(str(exc).replace("$.", "")) from None
-    allow = settings.allow_private_webhook_targets
-    base_url = normalize_base_url(request.base_url, allow_private=allow)
-    await check_target(base_url, allow_private=allow)
+    base_url = await validated_base_url(settings, system_resolver, request.base_url)
     async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as db:
         row, token = await create_app_record(db, SecretBox(settings.key_bytes), request, base_url)
     return OnboardResponse(app_id=row.id, token=token, created_at=row.created_at)

@@ -13,6 +13,8 @@ import secrets
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from docora.errors import ExpectedFailure
+
 TOKEN_PREFIX = "docora_"
 TOKEN_PATTERN = re.compile(r"^docora_[0-9a-f]{64}$")
 _FORMAT_V1 = b"\x01"
@@ -23,7 +25,7 @@ class InvalidKeyError(ValueError):
     pass
 
 
-class DecryptionError(Exception):
+class DecryptionError(ExpectedFailure):
     """The ciphertext was tampered with, or was written under another key or context."""
 
 

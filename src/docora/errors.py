@@ -17,6 +17,13 @@ class DocoraError(Exception):
         self.message = message
 
 
+class ExpectedFailure(Exception):
+    """A failure outside Docora's control that it handles by design (a receiver that does
+    not acknowledge, a lease run out, a stored secret that no longer decrypts), as opposed
+    to a bug. Its message is safe to log; logs show it as one line without a traceback.
+    DocoraErrors count as expected too."""
+
+
 class ConfigError(DocoraError):
     """A missing or malformed setting; the message is one line naming the variable."""
 

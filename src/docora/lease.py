@@ -15,8 +15,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from docora.errors import ExpectedFailure
 
-class LeaseLost(Exception):
+
+class LeaseLost(ExpectedFailure):
     """This worker may no longer act for its jobs: another may have taken them over."""
 
 

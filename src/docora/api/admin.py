@@ -12,9 +12,7 @@ from litestar.params import FromQuery, JSONBody, Parameter
 from psycopg import AsyncConnection
 
 from docora.admin import actions, queries
-from docora.admin.paging import DEFAULT_LIMIT, MAX_LIMIT
-from docora.admin.sessions import COOKIE, CSRF_HEADER, csrf_matches, session_of
-from docora.api.admin_models import (
+from docora.admin.models import (
     AdminAppDetail,
     AdminAppPage,
     AdminDeliveryPage,
@@ -27,12 +25,14 @@ from docora.api.admin_models import (
     TokenBody,
     WorkersBody,
 )
+from docora.admin.paging import DEFAULT_LIMIT, MAX_LIMIT
+from docora.admin.sessions import COOKIE, CSRF_HEADER, csrf_matches, session_of
 from docora.api.auth import admin_token_matches, refuse_brute_force, unauthorized
-from docora.api.context import ApiContext
-from docora.api.models import MessageBody
-from docora.api.ratelimit import bearer_token, peer_address
 from docora.api.responses import errors
+from docora.bodies import MessageBody
 from docora.errors import Forbidden
+from docora.web.context import WebContext
+from docora.web.ratelimit import bearer_token, peer_address
 
 OPERATOR_SECURITY = [{"AdminToken": []}, {"ConsoleSession": []}]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -46,7 +46,7 @@ OperationIdParam = Parameter(pattern=r"^op_[0-9a-f]{24}$", description="op_ + 24
 
 async def authenticated_operator(request: Request, db: NamedDependency[AsyncConnection]) -> str:
     """Who is acting: "admin-token", or the console user. Raises 401/403/429."""
-    ctx: ApiContext = request.app.state.docora
+    ctx: WebContext = request.app.state.docora
     settings = ctx.settings
     peer = peer_address(request.scope)
     refuse_brute_force(ctx, peer)

@@ -11,17 +11,18 @@ from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.handlers import BaseRouteHandler
 from psycopg import AsyncConnection
 
-from docora.api.context import ApiContext
-from docora.api.ratelimit import bearer_token, peer_address
 from docora.crypto import TOKEN_PATTERN, digests_match, secret_matches, token_digest
 from docora.store import apps
 from docora.store.apps import AppRow
+from docora.web.context import WebContext
+from docora.web.observability import note_app
+from docora.web.ratelimit import bearer_token, peer_address
 
 BEARER_SECURITY = [{"BearerAuth": []}]
 ADMIN_SECURITY = [{"AdminToken": []}]
 
 
-def refuse_brute_force(ctx: ApiContext, peer: str) -> None:
+def refuse_brute_force(ctx: WebContext, peer: str) -> None:
     wait = ctx.auth_failures.blocked_for(peer)
     if wait > 0:
         raise HTTPException(
@@ -31,13 +32,13 @@ def refuse_brute_force(ctx: ApiContext, peer: str) -> None:
         )
 
 
-def unauthorized(ctx: ApiContext, peer: str, message: str) -> NotAuthorizedException:
+def unauthorized(ctx: WebContext, peer: str, message: str) -> NotAuthorizedException:
     ctx.auth_failures.acquire(peer)
     return NotAuthorizedException(detail=message, headers={"WWW-Authenticate": "Bearer"})
 
 
 async def authenticated_app(request: Request, db: NamedDependency[AsyncConnection]) -> AppRow:
-    ctx: ApiContext = request.app.state.docora
+    ctx: WebContext = request.app.state.docora
     peer = peer_address(request.scope)
     refuse_brute_force(ctx, peer)
     token = bearer_token(request.scope)
@@ -49,10 +50,11 @@ async def authenticated_app(request: Request, db: NamedDependency[AsyncConnectio
     if found is None or not digests_match(found[1], digest):
         raise unauthorized(ctx, peer, "Invalid bearer token")
     ctx.verified.add(token)
+    note_app(request.scope, found[0].id)
     return found[0]
 
 
-def admin_token_matches(ctx: ApiContext, token: str | None) -> bool:
+def admin_token_matches(ctx: WebContext, token: str | None) -> bool:
     """The bearer is ADMIN_TOKEN (constant time); it then gets a rate-limit bucket of its own."""
     expected = ctx.settings.admin_token
     if token is None or expected is None or not secret_matches(token, expected):
@@ -62,7 +64,7 @@ def admin_token_matches(ctx: ApiContext, token: str | None) -> bool:
 
 
 async def admin_guard(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
-    ctx: ApiContext = connection.app.state.docora
+    ctx: WebContext = connection.app.state.docora
     peer = peer_address(connection.scope)
     refuse_brute_force(ctx, peer)
     expected = ctx.settings.admin_token

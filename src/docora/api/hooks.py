@@ -10,12 +10,12 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from psycopg import AsyncConnection
 
-from docora.api.context import ApiContext
 from docora.api.responses import errors
 from docora.errors import NotFound
 from docora.git.urls import InvalidRepositoryUrl, parse_repository_url
 from docora.hooks.providers import PROVIDERS
 from docora.store import repositories
+from docora.web.context import WebContext
 
 # GitHub caps its payloads at 25 MiB; the rest of the API keeps its 1 MiB limit.
 MAX_HOOK_BYTES = 25 * 1024 * 1024
@@ -39,7 +39,7 @@ class HooksController(Controller):
     async def push(
         self, request: Request, provider: FromPath[str], db: NamedDependency[AsyncConnection]
     ) -> Response:
-        ctx: ApiContext = request.app.state.docora
+        ctx: WebContext = request.app.state.docora
         secret = ctx.settings.push_webhook_secret
         if not secret or provider not in PROVIDERS:
             raise NotFound("No such hook")
@@ -57,7 +57,7 @@ class HooksController(Controller):
         return Response({"queued": queued}, status_code=202)
 
 
-async def _wake(ctx: ApiContext, db: AsyncConnection, url: str, branches: list[str]) -> int:
+async def _wake(ctx: WebContext, db: AsyncConnection, url: str, branches: list[str]) -> int:
     try:
         normalized = parse_repository_url(url, allow_local=ctx.settings.allow_local_repositories)
     except InvalidRepositoryUrl:

@@ -7,11 +7,11 @@ from litestar import Request, Response, get
 from litestar.di import NamedDependency
 from psycopg import AsyncConnection
 
-from docora.api.errors import error_response
-from docora.api.ratelimit import bearer_token
 from docora.crypto import secret_matches
 from docora.metrics import CONTENT_TYPE_LATEST, Rescans, exposition
 from docora.store import checks, stats
+from docora.web.errors import error_response
+from docora.web.ratelimit import bearer_token
 
 
 @get("/metrics", include_in_schema=False, media_type=CONTENT_TYPE_LATEST)

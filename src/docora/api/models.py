@@ -1,4 +1,5 @@
-"""Request and response bodies of the REST API; the OpenAPI schema is generated from these."""
+"""Request and response bodies of the REST API; the OpenAPI schema is generated from these
+(with the bodies it shares with the operator's front ends, docora.bodies)."""
 
 from __future__ import annotations
 
@@ -8,81 +9,15 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-AppName = Annotated[
-    str, Meta(min_length=3, max_length=100, description="Display name, 3-100 chars")
-]
-BaseUrl = Annotated[
-    str,
-    Meta(
-        min_length=1,
-        max_length=2048,
-        description="Webhook base URL; events are POSTed to {base_url}/{event}. https only "
-        "(http when ALLOW_PRIVATE_WEBHOOK_TARGETS), must resolve to public addresses.",
-    ),
-]
-Email = Annotated[str, Meta(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
-ClientAuthKey = Annotated[
-    str,
-    Meta(
-        min_length=16,
-        max_length=500,
-        description="HMAC key used to sign every webhook; stored encrypted, never returned",
-    ),
-]
-DeliveryConcurrency = Annotated[
-    int, Meta(ge=1, le=32, description="Requests in flight at once for this app (1 = sequential)")
-]
-RepositoryId = Annotated[
-    str, Meta(pattern=r"^repo_[0-9a-f]{24}$", examples=["repo_0123456789abcdef01234567"])
-]
-WatchStatus = Literal["pending_snapshot", "scanning", "synced", "retrying", "failed"]
-
-
-DeliveryMode = Annotated[
-    Literal["single", "batch"],
-    Meta(
-        description="`single`: one POST {base_url}/{event} per event. `batch`: POST "
-        "{base_url}/batch with up to BATCH_MAX_EVENTS events (SPEC 11)"
-    ),
-]
-
-
-class ErrorBody(msgspec.Struct):
-    error: Annotated[str, Meta(description="Human-readable message")]
-
-
-class MessageBody(msgspec.Struct):
-    message: str
-
-
-class OnboardRequest(msgspec.Struct, forbid_unknown_fields=True):
-    app_name: AppName
-    base_url: BaseUrl
-    email: Email
-    client_auth_key: ClientAuthKey
-    website: Annotated[str, Meta(max_length=2048)] | None = None
-    description: Annotated[str, Meta(max_length=500)] | None = None
-    delivery_concurrency: DeliveryConcurrency = 1
-    delivery_mode: DeliveryMode = "single"
-
-
-class OnboardResponse(msgspec.Struct):
-    app_id: Annotated[str, Meta(description="app_ + 24 hex")]
-    token: Annotated[str, Meta(description="Bearer token (docora_ + 64 hex). Shown only once.")]
-    created_at: datetime
-
-
-class AppProfile(msgspec.Struct):
-    app_id: str
-    app_name: str
-    base_url: str
-    email: str
-    website: str | None
-    description: str | None
-    delivery_concurrency: int
-    delivery_mode: DeliveryMode
-    created_at: datetime
-    updated_at: datetime
+from docora.bodies import (
+    BaseUrl,
+    CircuitBreakerBody,
+    ClientAuthKey,
+    DeliveryConcurrency,
+    DeliveryMode,
+    LfsBody,
+    WatchSummary,
+)
 
 
 class AppUpdateRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -131,48 +66,9 @@ class WatchUpdateRequest(msgspec.Struct, forbid_unknown_fields=True):
     paths: PathPatterns | msgspec.UnsetType | None = msgspec.UNSET
 
 
-class RepositoryBody(msgspec.Struct):
-    repository_id: str
-    github_url: str
-    owner: str
-    name: str
-    branch: str
-    is_private: bool
-    created_at: datetime
-
-
-class WatchSummary(msgspec.Struct):
-    repository_id: str
-    github_url: str
-    owner: str
-    name: str
-    branch: str
-    is_private: bool
-    status: WatchStatus
-    last_error: str | None
-    last_scanned_at: datetime | None
-    commit_sha: str | None
-    retry_count: int
-    created_at: datetime
-    paths: Annotated[list[str] | None, Meta(description="The watch's path filter; null: all")]
-
-
-class CircuitBreakerBody(msgspec.Struct):
-    status: Literal["closed", "open", "half_open"]
-    consecutive_failures: int
-    cooldown_until: datetime | None
-
-
 class SkippedFileBody(msgspec.Struct):
     path: str
     reason: Annotated[str, Meta(description="symlink, submodule, too large, non-UTF-8 path")]
-
-
-class LfsBody(msgspec.Struct):
-    objects: Annotated[
-        int, Meta(description="Files of the snapshot whose content is a Git LFS object")
-    ]
-    bytes: Annotated[int, Meta(description="Their content's bytes")]
 
 
 class WatchDetail(WatchSummary):

@@ -13,23 +13,26 @@ from psycopg import AsyncConnection
 
 from docora.admin.paging import decode_cursor, page_of
 from docora.api.auth import BEARER_SECURITY
-from docora.api.context import ApiContext
 from docora.api.models import (
-    CircuitBreakerBody,
-    LfsBody,
     Manifest,
     ManifestItem,
-    MessageBody,
     RegisterRepositoryRequest,
-    RepositoryBody,
     SkippedFileBody,
     TokenUpdateRequest,
     WatchDetail,
     WatchList,
-    WatchSummary,
     WatchUpdateRequest,
 )
 from docora.api.responses import errors
+from docora.bodies import (
+    MessageBody,
+    RepositoryBody,
+    WatchSummary,
+    circuit_breaker,
+    lfs_counts,
+    repository_fields,
+    summary,
+)
 from docora.crypto import watch_token_context
 from docora.db import pipelined_transaction
 from docora.errors import DocoraError, InvalidInput, NotFound
@@ -48,6 +51,7 @@ from docora.store import changes, repositories, snapshots, watches
 from docora.store.apps import AppRow
 from docora.store.repositories import Repository
 from docora.store.watches import Watch
+from docora.web.context import WebContext
 
 MANIFEST_MAX_LIMIT = 10_000
 RepositoryIdParam = Parameter(
@@ -55,7 +59,7 @@ RepositoryIdParam = Parameter(
 )
 
 
-def _parse_request(ctx: ApiContext, data: RegisterRepositoryRequest) -> RepositoryUrl:
+def _parse_request(ctx: WebContext, data: RegisterRepositoryRequest) -> RepositoryUrl:
     """The URL, token and branch checked for shape; InvalidInput (422) otherwise."""
     repo = parse_repository_url(data.github_url, allow_local=ctx.settings.allow_local_repositories)
     if data.github_token is not None:
@@ -74,7 +78,7 @@ def unreadable(exc: GitError) -> DocoraError:
 
 
 async def _check_access(
-    ctx: ApiContext, repo: RepositoryUrl, branch: str | None, token: str | None
+    ctx: WebContext, repo: RepositoryUrl, branch: str | None, token: str | None
 ) -> AccessCheck:
     try:
         return await check_access(
@@ -88,38 +92,6 @@ async def _check_access(
         )
     except GitError as exc:
         raise unreadable(exc) from None
-
-
-def circuit_breaker(repo: Repository, now: datetime) -> CircuitBreakerBody:
-    if repo.cooldown_until is None:
-        status = "closed"
-    elif repo.cooldown_until > now:
-        status = "open"
-    else:
-        status = "half_open"
-    return CircuitBreakerBody(
-        status=status,
-        consecutive_failures=repo.consecutive_failures,
-        cooldown_until=repo.cooldown_until,
-    )
-
-
-def summary(watch: Watch, repo: Repository) -> WatchSummary:
-    return WatchSummary(
-        repository_id=repo.id,
-        github_url=repo.url,
-        owner=repo.owner,
-        name=repo.name,
-        branch=repo.branch,
-        is_private=repo.is_private,
-        status=watch.status,
-        last_error=watch.last_error,
-        last_scanned_at=watch.last_scanned_at,
-        commit_sha=watch.commit_sha,
-        retry_count=watch.retry_count,
-        created_at=watch.created_at,
-        paths=watch.paths,
-    )
 
 
 async def _existing_watch(
@@ -151,7 +123,7 @@ class RepositoriesController(Controller):
         app: NamedDependency[AppRow],
         db: NamedDependency[AsyncConnection],
     ) -> RepositoryBody:
-        ctx: ApiContext = request.app.state.docora
+        ctx: WebContext = request.app.state.docora
         repo = _parse_request(ctx, data)
         path_filter = compile_filter(data.paths)
         access = await _check_access(ctx, repo, data.branch, data.github_token)
@@ -181,15 +153,7 @@ class RepositoriesController(Controller):
                 path_filter=path_filter,
             )
             await ctx.queue.sync_now(db, repository_id)
-        return RepositoryBody(
-            repository_id=row.id,
-            github_url=row.url,
-            owner=row.owner,
-            name=row.name,
-            branch=row.branch,
-            is_private=row.is_private,
-            created_at=row.created_at,
-        )
+        return RepositoryBody(**repository_fields(row), created_at=row.created_at)  # type: ignore[arg-type]
 
     @get("/", summary="The app's watched repositories", responses=errors(401))
     async def list_watches(
@@ -217,7 +181,7 @@ class RepositoriesController(Controller):
             files_delivered=watch.files_delivered,
             pending_changes=watch.pending_changes,
             skipped_files=[SkippedFileBody(**item) for item in skipped],
-            lfs=LfsBody(objects=repo.lfs_objects, bytes=repo.lfs_bytes),
+            lfs=lfs_counts(repo),
         )
 
     @delete(
@@ -250,7 +214,7 @@ class RepositoriesController(Controller):
         db: NamedDependency[AsyncConnection],
         repository_id: str = RepositoryIdParam,
     ) -> MessageBody:
-        ctx: ApiContext = request.app.state.docora
+        ctx: WebContext = request.app.state.docora
         _, row = await _existing_watch(db, app, repository_id)
         repo = parse_repository_url(row.url, allow_local=True)
         check_token(data.github_token, repo)
@@ -292,7 +256,7 @@ class RepositoriesController(Controller):
         db: NamedDependency[AsyncConnection],
         repository_id: str = RepositoryIdParam,
     ) -> MessageBody:
-        ctx: ApiContext = request.app.state.docora
+        ctx: WebContext = request.app.state.docora
         await _existing_watch(db, app, repository_id)
         async with db.transaction():
             await watches.mark_resync(db, app.id, repository_id)
@@ -352,7 +316,7 @@ class RepositoriesController(Controller):
         db: NamedDependency[AsyncConnection],
         repository_id: str = RepositoryIdParam,
     ) -> MessageBody:
-        ctx: ApiContext = request.app.state.docora
+        ctx: WebContext = request.app.state.docora
         async with db.transaction():
             if not await act_on_watch(db, ctx.queue, "resync", app.id, repository_id):
                 raise NotFound(f"Repository {repository_id} is not watched by this app")
@@ -375,7 +339,7 @@ class RepositoriesController(Controller):
         db: NamedDependency[AsyncConnection],
         repository_id: str = RepositoryIdParam,
     ) -> WatchSummary:
-        ctx: ApiContext = request.app.state.docora
+        ctx: WebContext = request.app.state.docora
         watch, repo = await _existing_watch(db, app, repository_id)
         if data.paths is msgspec.UNSET:
             return summary(watch, repo)

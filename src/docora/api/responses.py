@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar.openapi import ResponseSpec
 
-from docora.api.models import ErrorBody
+from docora.bodies import ErrorBody
 
 _DESCRIPTIONS = {
     400: "Malformed body or query (the message names the field and why)",

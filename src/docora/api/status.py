@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from litestar import Request, Response, get
 
 from docora import __version__
-from docora.api.context import ApiContext
 from docora.api.models import HealthBody, VersionBody
 from docora.api.responses import errors
+from docora.web.context import WebContext
 
 HEALTH_TIMEOUT_S = 2.0
 
@@ -22,7 +22,7 @@ def iso_millis(moment: datetime) -> str:
     )
 
 
-async def _probe(ctx: ApiContext) -> tuple[str, str]:
+async def _probe(ctx: WebContext) -> tuple[str, str]:
     assert ctx.pool is not None
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT_S):
@@ -42,7 +42,7 @@ async def _probe(ctx: ApiContext) -> tuple[str, str]:
     tags=["status"],
 )
 async def health(request: Request) -> Response[HealthBody]:
-    ctx: ApiContext = request.app.state.docora
+    ctx: WebContext = request.app.state.docora
     database, queue = await _probe(ctx)
     status = "unavailable" if database != "ok" else "ok" if queue == "ok" else "degraded"
     body = HealthBody(

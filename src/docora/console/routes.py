@@ -18,6 +18,7 @@ from litestar.static_files import create_static_files_router
 from psycopg import AsyncConnection
 
 from docora.admin import actions, queries
+from docora.admin.onboarding import create_app_record, validated_base_url
 from docora.admin.passwords import password_matches
 from docora.admin.sessions import (
     COOKIE,
@@ -33,18 +34,20 @@ from docora.admin.sessions import (
     sign,
     unsign,
 )
-from docora.api.apps import create_app_record, validated_base_url
-from docora.api.context import ApiContext
-from docora.api.models import OnboardRequest
-from docora.api.ratelimit import peer_address
+from docora.bodies import OnboardRequest
 from docora.crypto import secret_matches
 from docora.errors import DocoraError, Forbidden
 from docora.store import sessions
+from docora.web.context import WebContext
+from docora.web.errors import status_of
+from docora.web.ratelimit import RateLimiter, peer_address
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 PAGE = 50
+# Where the application state keeps the failed-login limiter (console/plugin.py).
+LOGIN_LIMITER = "console_login_failures"
 # The console only ever talks to its own origin.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -68,7 +71,7 @@ class Console(msgspec.Struct):
     csrf_token: str
 
 
-def _ctx(request: Request) -> ApiContext:
+def _ctx(request: Request) -> WebContext:
     return request.app.state.docora
 
 
@@ -119,8 +122,6 @@ def login_redirect(request: Request, exc: LoginRequired) -> Response:
 
 
 def console_error(request: Request, exc: DocoraError) -> Response:
-    from docora.api.errors import status_of
-
     return Template(
         "error.html",
         context={"console": None, "message": exc.message, "back": request.headers.get("referer")},
@@ -155,7 +156,8 @@ class ConsoleController(Controller):
         if not console_enabled(settings):
             raise NotFoundException()
         peer = peer_address(request.scope)
-        wait = ctx.login_failures.blocked_for(peer)
+        logins: RateLimiter = request.app.state[LOGIN_LIMITER]
+        wait = logins.blocked_for(peer)
         if wait > 0:
             template = page("login.html", None, error="Too many failed logins; wait a minute.")
             template.status_code = 429
@@ -165,7 +167,7 @@ class ConsoleController(Controller):
         user_ok = secret_matches(username, settings.admin_username or "")
         password_ok = password_matches(password, settings.admin_password or "")
         if not (user_ok and password_ok):
-            ctx.login_failures.acquire(peer)
+            logins.acquire(peer)
             template = page("login.html", None, error="Wrong username or password.")
             template.status_code = 401
             return template
@@ -391,7 +393,9 @@ class ConsoleController(Controller):
                 OnboardRequest,
                 strict=False,
             )
-            base_url = await validated_base_url(ctx, onboard_request.base_url)
+            base_url = await validated_base_url(
+                ctx.settings, ctx.resolver, onboard_request.base_url
+            )
         except (msgspec.ValidationError, DocoraError) as exc:
             message = (
                 str(exc).replace("$.", "")

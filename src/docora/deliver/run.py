@@ -31,6 +31,7 @@ from docora.deliver.events import (
 from docora.deliver.payloads import ChunkInfo, FileBody, RepositoryRef, iso_timestamp
 from docora.deliver.recorder import AckRecorder
 from docora.deliver.signing import signed_headers
+from docora.errors import ExpectedFailure
 from docora.git.lfs_cache import ObjectCache
 from docora.git.stream import BlobReader
 from docora.store import changes
@@ -45,7 +46,7 @@ UNRECORDED_MAX = 32
 BATCHES_IN_FLIGHT = 2
 
 
-class DeliveryFailed(Exception):
+class DeliveryFailed(ExpectedFailure):
     """An event was not acknowledged; the message is safe to show the app."""
 
 

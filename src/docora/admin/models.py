@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from docora.api.models import (
+from docora.bodies import (
     AppProfile,
     CircuitBreakerBody,
     LfsBody,

@@ -1,4 +1,5 @@
-"""What request handlers share: settings, the pool, the secret box, job queue, limiters."""
+"""What every request handler shares, the REST API's and the console's alike: settings,
+the pool, the secret box, the job queue and the rate limiters."""
 
 from __future__ import annotations
 
@@ -10,24 +11,21 @@ from litestar import Request
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from docora.admin.sessions import LOGINS_PER_MINUTE
-from docora.api.ratelimit import RateLimiter, VerifiedCredentials
 from docora.config import Settings
 from docora.crypto import SecretBox
 from docora.git.smart_http import SmartHttpRefs
 from docora.jobs.queue import JobQueue
 from docora.metrics import HttpMetrics
 from docora.net import Resolver, system_resolver
+from docora.web.ratelimit import RateLimiter, VerifiedCredentials
 
 
 @dataclass
-class ApiContext:
+class WebContext:
     settings: Settings
     box: SecretBox
     limiter: RateLimiter
     auth_failures: RateLimiter
-    # Failed console logins per peer (5 a minute).
-    login_failures: RateLimiter = field(default_factory=lambda: RateLimiter(LOGINS_PER_MINUTE))
     resolver: Resolver = system_resolver
     # Tokens that authenticated here: only they get a rate-limit bucket of their own.
     verified: VerifiedCredentials = field(default_factory=VerifiedCredentials)
@@ -40,7 +38,7 @@ class ApiContext:
 
 
 async def provide_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    ctx: ApiContext = request.app.state.docora
+    ctx: WebContext = request.app.state.docora
     assert ctx.pool is not None
     async with ctx.pool.connection() as conn:
         yield conn
