@@ -79,3 +79,56 @@ def populate(client: TestClient, db: psycopg.Connection) -> dict:
     add_watch(db, apps["bravo"], repos["site"], "scanning")
     add_watch(db, apps["bravo"], repos["shared"], "pending_snapshot")
     return {"apps": apps, "repos": repos}
+
+
+def add_history(
+    db: psycopg.Connection, app_id: str, rid: str, *, minutes: int, per_minute: int = 3
+) -> None:
+    """Delivery-log rows over the last `minutes` (every seventh failed, latencies from 20
+    to 2,000 ms) and the per-minute rollups the recorder would have kept with them."""
+    db.execute(
+        """
+        WITH logged AS (
+            INSERT INTO deliveries (app_id, repository_id, delivery_id, event, path, status,
+                                    status_code, latency_ms, error, created_at)
+            SELECT %(app)s, %(rid)s, gen_random_uuid(),
+                   (ARRAY['create', 'update', 'delete'])[1 + i %% 3],
+                   'docs/page-' || i || '-' || j || '.md',
+                   CASE WHEN (i + j) %% 7 = 0 THEN 'failed' ELSE 'delivered' END,
+                   CASE WHEN (i + j) %% 7 = 0 THEN 503 ELSE 200 END,
+                   20 + ((i * 37 + j * 11) %% 100) * (1 + (i %% 20)),
+                   CASE WHEN (i + j) %% 7 = 0 THEN 'HTTP 503' END,
+                   now() - i * interval '1 minute' - j * interval '1 second'
+            FROM generate_series(0, %(minutes)s - 1) i, generate_series(1, %(per)s) j
+            RETURNING created_at, latency_ms, status
+        )
+        INSERT INTO delivery_minutes AS m (minute, app_id, bucket, delivered, failed)
+        SELECT date_trunc('minute', created_at), %(app)s, docora_latency_bucket(latency_ms),
+               count(*) FILTER (WHERE status = 'delivered'),
+               count(*) FILTER (WHERE status = 'failed')
+        FROM logged GROUP BY 1, 3
+        ON CONFLICT (minute, app_id, bucket) DO UPDATE
+        SET delivered = m.delivered + EXCLUDED.delivered, failed = m.failed + EXCLUDED.failed
+        """,
+        {"app": app_id, "rid": rid, "minutes": minutes, "per": per_minute},
+    )
+
+
+def add_sync_history(db: psycopg.Connection, rid: str, *, hours: int) -> None:
+    """A sync every 20 minutes over the last `hours` (one in nine failed), and the rescan
+    checks of every minute with a lag that grows and recovers."""
+    db.execute(
+        "INSERT INTO sync_runs (repository_id, finished_at, duration_ms, outcome, commit_sha)"
+        " SELECT %(rid)s, now() - i * interval '20 minutes', 300 + (i * 53) %% 900,"
+        " CASE WHEN i %% 9 = 4 THEN 'failed' WHEN i %% 3 = 0 THEN 'synced' ELSE 'unchanged' END,"
+        " CASE WHEN i %% 9 = 4 THEN NULL ELSE md5(i::text) || 'abcdef01' END"
+        " FROM generate_series(0, %(n)s) i",
+        {"rid": rid, "n": hours * 3},
+    )
+    db.execute(
+        "INSERT INTO check_minutes (minute, unchanged, changed, failed, max_lag_ms)"
+        " SELECT date_trunc('minute', now()) - i * interval '1 minute', 40, i %% 3, 0,"
+        " CASE WHEN i %% 240 BETWEEN 100 AND 130 THEN (i %% 240 - 99) * 2000 ELSE 300 END"
+        " FROM generate_series(0, %(n)s) i ON CONFLICT (minute) DO NOTHING",
+        {"n": hours * 60},
+    )

@@ -19,7 +19,14 @@ from docora.config import load_settings
 from docora.db import embedded_postgres
 from docora.migrate import apply_migrations
 from docora.scan.filters import compile_filter
-from tests.admin import ADMIN_PASSWORD, ADMIN_USER, add_repository, add_watch
+from tests.admin import (
+    ADMIN_PASSWORD,
+    ADMIN_USER,
+    add_history,
+    add_repository,
+    add_sync_history,
+    add_watch,
+)
 from tests.browser import CHROMIUM_ARGS, chromium, live_api
 from tests.conftest import ADMIN_TOKEN
 from tests.worker import BackgroundWorker
@@ -67,17 +74,11 @@ def populate(site: str, url: str) -> str:
             " WHERE app_id = %s AND status = 'retrying'",
             (docs_only.paths, docs_only.path_regexes, docs_only.path_includes, apps[1]),
         )
-        db.execute(
-            "INSERT INTO deliveries (app_id, repository_id, delivery_id, event, path, status,"
-            " status_code, latency_ms, error, created_at)"
-            " SELECT w.app_id, w.repository_id, gen_random_uuid(),"
-            " (ARRAY['create','update','delete'])[1 + i % 3], 'docs/page-' || i || '.md',"
-            " CASE WHEN i % 7 = 0 THEN 'failed' ELSE 'delivered' END,"
-            " CASE WHEN i % 7 = 0 THEN 503 ELSE 200 END, 20 + i % 40,"
-            " CASE WHEN i % 7 = 0 THEN 'HTTP 503' END, now() - i * interval '1 minute'"
-            " FROM watches w, generate_series(1, 6) i"
-        )
-    return apps[1]
+        rids = [r[0] for r in db.execute("SELECT id FROM repositories ORDER BY id").fetchall()]
+        for app_id in apps:
+            add_history(db, app_id, rids[0], minutes=24 * 60, per_minute=2)
+        add_sync_history(db, rids[0], hours=24)
+    return apps[1], rids[0]
 
 
 def main(out: Path) -> None:
@@ -103,7 +104,7 @@ def main(out: Path) -> None:
             }
         )
         with live_api(settings) as site, BackgroundWorker(settings), sync_playwright() as p:
-            failing_app = populate(site, url)
+            failing_app, repository = populate(site, url)
             browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
             for width in (1440, 390):
                 page = browser.new_page(viewport={"width": width, "height": 900})
@@ -112,9 +113,13 @@ def main(out: Path) -> None:
                 page.get_by_label("Password").fill(ADMIN_PASSWORD)
                 page.get_by_role("button", name="Log in").click()
                 page.wait_for_load_state("networkidle")
-                pages = {**PAGES, "app": f"/admin/apps/{failing_app}"}
-                if width < 1000:  # the phone-sized view of the two pages used most
-                    pages = {"overview": pages["overview"], "app": pages["app"]}
+                pages = {
+                    **PAGES,
+                    "app": f"/admin/apps/{failing_app}",
+                    "repository": f"/admin/repositories/{repository}",
+                }
+                if width < 1000:  # the phone-sized view of the pages used most
+                    pages = {k: pages[k] for k in ("overview", "app", "repository")}
                 for name, path in pages.items():
                     page.goto(f"{site}{path}")
                     page.wait_for_load_state("networkidle")

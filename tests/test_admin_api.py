@@ -34,6 +34,8 @@ ADMIN_ROUTES = [
     ("GET", "/api/admin/deliveries"),
     ("GET", "/api/admin/queue"),
     ("GET", "/api/admin/workers"),
+    ("GET", "/api/admin/trends/deliveries"),
+    ("GET", "/api/admin/trends/repositories/repo_000000000000000000000000"),
 ]
 
 

@@ -85,6 +85,9 @@ class Settings(msgspec.Struct, rename="upper", kw_only=True, frozen=True):
     check_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 32
     # Finished jobs older than this are removed (hourly), so the queue stays flat (SPEC 12).
     job_retention_hours: Annotated[int, msgspec.Meta(ge=1)] = 24
+    # Not in the original: how long the console's trends (per-minute delivery and check
+    # rollups, sync durations) are kept; pruned hourly with the jobs.
+    metrics_retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 14
 
     @property
     def gone_after_s(self) -> float:

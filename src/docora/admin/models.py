@@ -106,6 +106,7 @@ class AdminDeliveryItem(msgspec.Struct):
     id: str
     delivery_id: str
     app_id: str
+    app_name: Annotated[str | None, Meta(description="null once the app is deleted")]
     repository_id: str
     event: Literal["create", "update", "delete", "sync_failed", "batch"]
     path: str | None
@@ -129,6 +130,7 @@ class JobItem(msgspec.Struct):
     attempts: int
     scheduled_at: datetime | None
     args: dict
+    app_name: Annotated[str | None, Meta(description="The name of the app in args, if any")]
 
 
 class QueueBody(msgspec.Struct):
@@ -148,3 +150,64 @@ class WorkerItem(msgspec.Struct):
 
 class WorkersBody(msgspec.Struct):
     items: list[WorkerItem]
+
+
+TrendWindow = Annotated[
+    Literal["1h", "24h", "7d"],
+    Meta(description="How far back: 1h in 1-minute steps, 24h in 10-minute, 7d in hourly"),
+]
+
+
+class DeliveryPoint(msgspec.Struct):
+    at: Annotated[datetime, Meta(description="Start of the step (UTC)")]
+    delivered: int
+    failed: int
+    p50_ms: Annotated[int | None, Meta(description="Median latency of the step's attempts")]
+    p95_ms: Annotated[
+        int | None,
+        Meta(description="95th percentile; a value of 30000 means 30 s or more"),
+    ]
+
+
+class DeliveryTrend(msgspec.Struct):
+    """Delivery attempts over time, from per-minute rollups kept with the delivery log.
+    Percentiles are read from latency buckets (5, 10, 25, 50, 100, 250, 500 ms, 1, 2.5, 5,
+    10, 30 s), interpolated within the bucket."""
+
+    window: TrendWindow
+    step_seconds: int
+    app_id: str | None
+    points: Annotated[list[DeliveryPoint], Meta(description="Every step, oldest first")]
+    delivered: int
+    failed: int
+    p50_ms: int | None
+    p95_ms: int | None
+    generated_at: datetime
+
+
+class SyncPoint(msgspec.Struct):
+    finished_at: datetime
+    duration_ms: int
+    outcome: Literal["synced", "unchanged", "failed"]
+    commit_sha: str | None
+
+
+class LagPoint(msgspec.Struct):
+    at: Annotated[datetime, Meta(description="Start of the step (UTC)")]
+    checks: Annotated[int, Meta(description="Rescan checks recorded in the step, all workers")]
+    max_lag_seconds: Annotated[
+        float, Meta(description="How long the step's most overdue check had waited")
+    ]
+
+
+class RepositoryTrend(msgspec.Struct):
+    """A repository's syncs, and the rescan checkers' lag over the same window (the
+    checkers serve every repository from one queue: its lag is what this one's checks
+    waited at most)."""
+
+    repository_id: str
+    window: TrendWindow
+    step_seconds: int
+    syncs: Annotated[list[SyncPoint], Meta(description="Oldest first, the last 2,000 at most")]
+    lag: list[LagPoint]
+    generated_at: datetime

@@ -100,6 +100,18 @@ def _statuses(status: str | None) -> list[str] | None:
     return wanted
 
 
+async def app_ids_for(
+    db: AsyncConnection, *, app_id: str | None, app: str | None
+) -> list[str] | None:
+    """The apps a list is narrowed to: `app_id` exactly, `app` by id or by name (exact in
+    any case, else a part of it); None: every app."""
+    wanted = [app_id] if app_id else None
+    if app and app.strip():
+        found = await apps.matching_apps(db, app.strip())
+        wanted = found if wanted is None else [a for a in wanted if a in found]
+    return wanted
+
+
 async def watch_page(
     db: AsyncConnection,
     *,
@@ -109,12 +121,13 @@ async def watch_page(
     search: str | None,
     cursor: str | None,
     limit: int,
+    app: str | None = None,
 ) -> AdminWatchPage:
     after = decode_cursor(cursor, 3)
     rows = await watches.admin_watch_page(
         db,
         statuses=_statuses(status),
-        app_id=app_id,
+        app_ids=await app_ids_for(db, app_id=app_id, app=app),
         repository_id=repository_id,
         search=search or None,
         after=tuple(str(v) for v in after) if after else None,  # type: ignore[arg-type]
@@ -142,9 +155,17 @@ async def watch_page(
 async def delivery_page(
     db: AsyncConnection, *, filters: dict[str, object], cursor: str | None, limit: int
 ) -> AdminDeliveryPage:
+    """`filters`: app_id, app (an id or a name), repository_id, event, outcome, since,
+    until; None where not asked for."""
     after = decode_cursor(cursor, 1)
+    given = {k: v for k, v in filters.items() if k not in ("app_id", "app")}
+    given["app_ids"] = await app_ids_for(
+        db,
+        app_id=filters.get("app_id"),
+        app=filters.get("app"),  # type: ignore[arg-type]
+    )
     rows = await deliveries.admin_delivery_page(
-        db, filters={**filters, "before_id": int(after[0]) if after else None}, limit=limit + 1
+        db, filters={**given, "before_id": int(after[0]) if after else None}, limit=limit + 1
     )
     rows, next_cursor = page_of(rows, limit, lambda r: (r.id,))
     items = [
@@ -152,6 +173,7 @@ async def delivery_page(
             id=str(r.id),
             delivery_id=str(r.delivery_id),
             app_id=r.app_id,
+            app_name=r.app_name,
             repository_id=r.repository_id,
             event=r.event,  # type: ignore[arg-type]
             path=r.path,
@@ -174,15 +196,24 @@ async def queue_view(
     task: str | None,
     cursor: str | None,
     limit: int,
+    app: str | None = None,
 ) -> QueueBody:
     if status is not None and status not in queue.JOB_STATUSES:
         raise MalformedInput(
             f"Invalid request: status must be among {', '.join(queue.JOB_STATUSES)}"
         )
     after = decode_cursor(cursor, 1)
-    filters = {"status": status, "task": task, "before_id": int(after[0]) if after else None}
+    filters = {
+        "status": status,
+        "task": task,
+        "app_ids": await app_ids_for(db, app_id=None, app=app),
+        "before_id": int(after[0]) if after else None,
+    }
     rows = await queue.job_page(db, filters=filters, limit=limit + 1)
     rows, next_cursor = page_of(rows, limit, lambda r: (r.id,))
+    names = await apps.names(
+        db, sorted({str(r.args["app_id"]) for r in rows if "app_id" in r.args})
+    )
     items = [
         JobItem(
             id=r.id,
@@ -191,6 +222,7 @@ async def queue_view(
             attempts=r.attempts,
             scheduled_at=r.scheduled_at,
             args=r.args,
+            app_name=names.get(str(r.args.get("app_id"))),
         )
         for r in rows
     ]

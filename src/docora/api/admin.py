@@ -8,21 +8,24 @@ from typing import Annotated, ClassVar, Literal
 
 from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromQuery, JSONBody, Parameter
+from litestar.params import FromQuery, JSONBody, Parameter, QueryParameter
 from psycopg import AsyncConnection
 
-from docora.admin import actions, queries
+from docora.admin import actions, queries, trends
 from docora.admin.models import (
     AdminAppDetail,
     AdminAppPage,
     AdminDeliveryPage,
     AdminWatchPage,
+    DeliveryTrend,
     OperationBody,
     OperationRequest,
     OperationStarted,
     OverviewBody,
     QueueBody,
+    RepositoryTrend,
     TokenBody,
+    TrendWindow,
     WorkersBody,
 )
 from docora.admin.paging import DEFAULT_LIMIT, MAX_LIMIT
@@ -39,6 +42,15 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Items per page (1-200)")]
 CursorParam = Annotated[str | None, Parameter(description="next_cursor of the previous page")]
+# Named `app` in the query; not in Python, where `app` is the app-auth dependency's name.
+AppFilter = Annotated[
+    str | None,
+    QueryParameter(
+        name="app",
+        description="An app's id or name: the name matches in any case, or else as a part "
+        "of names (every app it matches)",
+    ),
+]
 AppIdParam = Parameter(pattern=r"^app_[0-9a-f]{24}$", description="app_ + 24 hex")
 RepositoryIdParam = Parameter(pattern=r"^repo_[0-9a-f]{24}$", description="repo_ + 24 hex")
 OperationIdParam = Parameter(pattern=r"^op_[0-9a-f]{24}$", description="op_ + 24 hex")
@@ -146,6 +158,7 @@ class AdminController(Controller):
         app_id: Annotated[str | None, Parameter(pattern=r"^app_[0-9a-f]{24}$")] = None,
         repository_id: Annotated[str | None, Parameter(pattern=r"^repo_[0-9a-f]{24}$")] = None,
         search: FromQuery[str | None] = None,
+        app_filter: AppFilter = None,
         limit: Limit = DEFAULT_LIMIT,
         cursor: CursorParam = None,
     ) -> AdminWatchPage:
@@ -153,6 +166,7 @@ class AdminController(Controller):
             db,
             status=status,
             app_id=app_id,
+            app=app_filter,
             repository_id=repository_id,
             search=search,
             cursor=cursor,
@@ -261,11 +275,13 @@ class AdminController(Controller):
         outcome: FromQuery[Literal["delivered", "failed"] | None] = None,
         since: FromQuery[datetime | None] = None,
         until: FromQuery[datetime | None] = None,
+        app_filter: AppFilter = None,
         limit: Limit = DEFAULT_LIMIT,
         cursor: CursorParam = None,
     ) -> AdminDeliveryPage:
         filters = {
             "app_id": app_id,
+            "app": app_filter,
             "repository_id": repository_id,
             "event": event,
             "outcome": outcome,
@@ -281,10 +297,43 @@ class AdminController(Controller):
         db: NamedDependency[AsyncConnection],
         status: FromQuery[str | None] = None,
         task: FromQuery[str | None] = None,
+        app_filter: AppFilter = None,
         limit: Limit = DEFAULT_LIMIT,
         cursor: CursorParam = None,
     ) -> QueueBody:
-        return await queries.queue_view(db, status=status, task=task, cursor=cursor, limit=limit)
+        return await queries.queue_view(
+            db, status=status, task=task, app=app_filter, cursor=cursor, limit=limit
+        )
+
+    @get(
+        "/trends/deliveries",
+        summary="Delivery attempts over time by outcome, with latency percentiles",
+        description="Every step of the window (zeros where nothing was sent), across apps "
+        "or for one (`app_id`). What the console's charts draw.",
+        responses=errors(400, 401),
+    )
+    async def delivery_trend(
+        self,
+        operator: NamedDependency[str],
+        db: NamedDependency[AsyncConnection],
+        window: FromQuery[TrendWindow] = "1h",
+        app_id: Annotated[str | None, Parameter(pattern=r"^app_[0-9a-f]{24}$")] = None,
+    ) -> DeliveryTrend:
+        return await trends.delivery_trend(db, window=window, app_id=app_id)
+
+    @get(
+        "/trends/repositories/{repository_id:str}",
+        summary="A repository's sync durations and the rescan lag over time",
+        responses=errors(400, 401, 404),
+    )
+    async def repository_trend(
+        self,
+        operator: NamedDependency[str],
+        db: NamedDependency[AsyncConnection],
+        repository_id: str = RepositoryIdParam,
+        window: FromQuery[TrendWindow] = "24h",
+    ) -> RepositoryTrend:
+        return await trends.repository_trend(db, repository_id=repository_id, window=window)
 
     @get("/workers", summary="Live and stalled workers", responses=errors(401))
     async def workers(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+from litestar import Router
 
 # Private module: Litestar exports no public base for struct schemas; the OpenAPI test
 # fails loudly if an upgrade moves it.
@@ -74,19 +75,24 @@ class RestApi(InitPluginProtocol):
     docora.asgi mounts both side by side."""
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        app_config.route_handlers.extend(
-            [
-                OnboardingController,
-                RepositoriesController,
-                AdminController,
-                HooksController,
-                metrics,
-                deliveries,
-                health,
-                version,
-            ]
+        # The calling app (`app: AppRow`) is this router's dependency, not the application's:
+        # the console's handlers never see it.
+        app_config.route_handlers.append(
+            Router(
+                path="/",
+                route_handlers=[
+                    OnboardingController,
+                    RepositoriesController,
+                    AdminController,
+                    HooksController,
+                    metrics,
+                    deliveries,
+                    health,
+                    version,
+                ],
+                dependencies={"app": Provide(authenticated_app)},
+            )
         )
-        app_config.dependencies["app"] = Provide(authenticated_app)
         app_config.openapi_config = OPENAPI
         # Ahead of Litestar's own struct plugin, which would otherwise answer first. A new
         # list: Litestar is iterating over the old one to call each plugin's on_app_init.

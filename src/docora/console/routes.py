@@ -4,6 +4,7 @@ answers with a redirect (303), so the back button and a reload never repeat an a
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -17,7 +18,7 @@ from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from psycopg import AsyncConnection
 
-from docora.admin import actions, queries
+from docora.admin import actions, queries, trends
 from docora.admin.onboarding import create_app_record, validated_base_url
 from docora.admin.passwords import password_matches
 from docora.admin.sessions import (
@@ -34,10 +35,11 @@ from docora.admin.sessions import (
     sign,
     unsign,
 )
-from docora.bodies import OnboardRequest
+from docora.bodies import OnboardRequest, circuit_breaker
+from docora.console import charts
 from docora.crypto import secret_matches
 from docora.errors import DocoraError, Forbidden
-from docora.store import sessions
+from docora.store import repositories, sessions
 from docora.web.context import WebContext
 from docora.web.errors import status_of
 from docora.web.ratelimit import RateLimiter, peer_address
@@ -204,8 +206,10 @@ class ConsoleController(Controller):
         request: Request,
         console: NamedDependency[Console],
         db: NamedDependency[AsyncConnection],
+        window: FromQuery[str] = "1h",
     ) -> Template:
         settings = _ctx(request).settings
+        window = _window(window, "1h")
         numbers = await queries.overview(db, settings)
         failing = await queries.watch_page(
             db,
@@ -216,7 +220,15 @@ class ConsoleController(Controller):
             cursor=None,
             limit=10,
         )
-        return page("overview.html", console, overview=numbers, failing=failing)
+        deliveries = await trends.delivery_trend(db, window=window, app_id=None)
+        return page(
+            "overview.html",
+            console,
+            overview=numbers,
+            failing=failing,
+            window=window,
+            charts=charts.delivery_charts(deliveries, "all"),
+        )
 
     @get("/apps")
     async def apps(
@@ -254,7 +266,9 @@ class ConsoleController(Controller):
         search: FromQuery[str | None] = None,
         cursor: FromQuery[str | None] = None,
         notice: FromQuery[str | None] = None,
+        window: FromQuery[str] = "24h",
     ) -> Template:
+        window = _window(window, "24h")
         detail = await queries.app_detail(db, app_id)
         watches = await queries.watch_page(
             db,
@@ -275,6 +289,44 @@ class ConsoleController(Controller):
             search=search or "",
             operations=recent,
             notice=notice,
+            window=window,
+            charts=charts.delivery_charts(
+                await trends.delivery_trend(db, window=window, app_id=app_id), "app"
+            ),
+        )
+
+    @get("/repositories/{repository_id:str}")
+    async def repository(
+        self,
+        console: NamedDependency[Console],
+        db: NamedDependency[AsyncConnection],
+        repository_id: FromPath[str],
+        cursor: FromQuery[str | None] = None,
+        notice: FromQuery[str | None] = None,
+        window: FromQuery[str] = "24h",
+    ) -> Template:
+        window = _window(window, "24h")
+        trend = await trends.repository_trend(db, repository_id=repository_id, window=window)
+        repo = await repositories.get_repository(db, repository_id)
+        assert repo is not None  # repository_trend answered 404 otherwise
+        watches = await queries.watch_page(
+            db,
+            status=None,
+            app_id=None,
+            repository_id=repository_id,
+            search=None,
+            cursor=cursor,
+            limit=PAGE,
+        )
+        return page(
+            "repository.html",
+            console,
+            repository=repo,
+            breaker=circuit_breaker(repo, datetime.now(UTC)),
+            watches=watches,
+            notice=notice,
+            window=window,
+            charts=charts.repository_charts(trend, "repo"),
         )
 
     @get("/failures")
@@ -303,6 +355,7 @@ class ConsoleController(Controller):
         self,
         console: NamedDependency[Console],
         db: NamedDependency[AsyncConnection],
+        app: FromQuery[str | None] = None,
         app_id: FromQuery[str | None] = None,
         repository_id: FromQuery[str | None] = None,
         event: FromQuery[str | None] = None,
@@ -310,13 +363,14 @@ class ConsoleController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> Template:
         filters = {
+            "app": app or None,
             "app_id": app_id or None,
             "repository_id": repository_id or None,
             "event": event or None,
             "outcome": outcome or None,
         }
         log = await queries.delivery_page(db, filters=filters, cursor=cursor, limit=PAGE)
-        return page("deliveries.html", console, log=log, filters=filters)
+        return page("deliveries.html", console, log=log, filters=filters, query=_query(filters))
 
     @get("/queue")
     async def queue(
@@ -325,12 +379,22 @@ class ConsoleController(Controller):
         db: NamedDependency[AsyncConnection],
         status: FromQuery[str | None] = None,
         task: FromQuery[str | None] = None,
+        app: FromQuery[str | None] = None,
         cursor: FromQuery[str | None] = None,
     ) -> Template:
         view = await queries.queue_view(
-            db, status=status or None, task=task or None, cursor=cursor, limit=PAGE
+            db, status=status or None, task=task or None, app=app or None, cursor=cursor, limit=PAGE
         )
-        return page("queue.html", console, queue=view, status=status or "", task=task or "")
+        filters = {"status": status or None, "task": task or None, "app": app or None}
+        return page(
+            "queue.html",
+            console,
+            queue=view,
+            status=status or "",
+            task=task or "",
+            app=app or "",
+            query=_query(filters),
+        )
 
     @get("/workers")
     async def workers(
@@ -488,6 +552,17 @@ class ConsoleController(Controller):
         _require_csrf(console, data)
         await actions.delete_app(db, _ctx(request).queue, app_id)
         return back("/admin/apps", notice=f"Deleted {app_id}")
+
+
+def _query(filters: dict[str, str | None]) -> str:
+    """The filters that were given, as a query string a next-page link starts with."""
+    given = {k: v for k, v in filters.items() if v}
+    return urlencode(given) + "&" if given else ""
+
+
+def _window(asked: str, default: str) -> str:
+    """A chart window the page was asked for; anything else is the page's default."""
+    return asked if asked in trends.WINDOWS else default
 
 
 def _safe_next(data: dict, default: str) -> str:

@@ -30,6 +30,7 @@ from docora.jobs.queue import (
 from docora.jobs.retry import DoublingRetry
 from docora.jobs.services import Services
 from docora.logs import bind
+from docora.store import trends
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,13 @@ def build_job_app(settings: Settings, services: Services | None = None) -> procr
     @app.task(name="docora.purge_finished_jobs", pass_context=True)
     async def purge_finished_jobs(context: JobContext, timestamp: int) -> None:
         await purge_old_jobs(context.app.job_manager, settings.job_retention_hours)
+        assert services is not None
+        async with services.pool.connection() as conn:
+            removed = await trends.prune(conn, days=settings.metrics_retention_days)
+        if removed:
+            log.info(
+                "pruned %d trend rows older than %d days", removed, settings.metrics_retention_days
+            )
 
     return app
 

@@ -155,6 +155,7 @@ class RescanChecker:
                     closing=[r.id for r in unchanged if r.consecutive_failures],
                     counts=counts,
                     interval_ms=self.settings.rescan_interval_ms,
+                    max_lag_s=max(i.repository.due_seconds for i in finished),
                 )
                 for item in finished:
                     if item.outcome != "unchanged":

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import psycopg
 from procrastinate import JobContext
 
 from docora import metrics
@@ -18,7 +19,7 @@ from docora.jobs.queue import JobQueue
 from docora.jobs.retry import attempt_number
 from docora.jobs.services import Services
 from docora.scan.snapshot import scan_commit
-from docora.store import repositories, watches
+from docora.store import repositories, trends, watches
 from docora.store.repositories import Repository
 from docora.store.watches import Watch
 
@@ -69,6 +70,7 @@ async def sync_repository(
         outcome = await run.execute()
     except GitError as exc:
         metrics.SYNCS.labels("failed").inc()
+        await _record_run(services, repository_id, started, "failed", None)
         opened = await run.record_git_failure(exc)
         if not opened:
             raise
@@ -79,11 +81,31 @@ async def sync_repository(
             log.info("sync of %s stopped: the repository was deleted", repository_id)
             return
         metrics.SYNCS.labels("failed").inc()
+        await _record_run(services, repository_id, started, "failed", None)
         await run.mark_all("retrying", "internal error during sync; retrying")
         raise
     else:
         metrics.SYNCS.labels(outcome).inc()
         metrics.SYNC_DURATION.observe(time.perf_counter() - started)
+        await _record_run(services, repository_id, started, outcome, run.commit)
+
+
+async def _record_run(
+    services: Services, repository_id: str, started: float, outcome: str, commit: str | None
+) -> None:
+    """The sync's row for the console's charts. A trend point is not worth failing (and
+    so repeating) a sync for: if Postgres cannot take it, the sync's own outcome shows."""
+    try:
+        async with services.pool.connection() as conn:
+            await trends.record_sync(
+                conn,
+                repository_id=repository_id,
+                duration_ms=round((time.perf_counter() - started) * 1000),
+                outcome=outcome,
+                commit_sha=commit,
+            )
+    except psycopg.Error as exc:
+        log.warning("sync of %s not recorded for trends: %s", repository_id, type(exc).__name__)
 
 
 async def _still_registered(services: Services, repository_id: str) -> bool:
@@ -107,6 +129,8 @@ class SyncRun:
         self.watches = watching
         self.attempt = attempt
         self.creds = Credentials.of(services, repo, watching)
+        # The commit the repository's snapshot is at once the sync has run.
+        self.commit: str | None = repo.snapshot_commit
 
     async def execute(self) -> str:
         """Returns the outcome: `unchanged` (nothing fetched) or `synced`."""
@@ -140,6 +164,7 @@ class SyncRun:
         if self.repo.consecutive_failures:
             async with self.services.pool.connection() as conn:
                 await repositories.close_circuit(conn, self.repo.id)
+        self.commit = snapshot_commit
         await self._hand_out(readable, snapshot_commit)
         return "synced"
 

@@ -185,6 +185,35 @@ async def app_page(
         return await cur.fetchall()
 
 
+# An operator's "app" filter: the app with that id, else those with that name (any case),
+# else those whose name contains it. Two probes of apps_name_idx and the primary key.
+MATCHING_APPS = """
+WITH exact AS (
+    SELECT id FROM apps WHERE id = %(text)s OR lower(name) = lower(%(text)s)
+)
+SELECT id FROM exact
+UNION ALL
+(SELECT id FROM apps WHERE name ILIKE %(pattern)s AND NOT EXISTS (SELECT 1 FROM exact)
+ ORDER BY lower(name), id LIMIT %(limit)s)
+"""
+
+NAMES = "SELECT id, name FROM apps WHERE id = ANY(%s)"
+
+
+async def matching_apps(conn: AsyncConnection, text: str, limit: int = 50) -> list[str]:
+    params = {"text": text, "pattern": like_pattern(text), "limit": limit}
+    cur = await conn.execute(MATCHING_APPS, params)
+    return [row[0] for row in await cur.fetchall()]
+
+
+async def names(conn: AsyncConnection, app_ids: list[str]) -> dict[str, str]:
+    """Display names of these apps (those that still exist)."""
+    if not app_ids:
+        return {}
+    cur = await conn.execute(NAMES, (app_ids,))
+    return dict(await cur.fetchall())
+
+
 WATCH_STATUS_COUNTS = """
 SELECT status, count(*) FROM watches WHERE app_id = %s GROUP BY status
 """

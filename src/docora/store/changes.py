@@ -95,7 +95,8 @@ def page_sql(event: str, *, filtered: bool) -> str:
 # unwatch or a reset an in-flight acknowledgement records nothing. `xmax = 0` marks a
 # row the upsert inserted (a file new to the app) rather than updated. The log rows carry
 # docora_deliveries_total with them (16 shards per label pair, so that concurrent watches
-# do not queue on one row). Arrays keep the parameter count fixed whatever the batch size.
+# do not queue on one row) and the console's per-minute rollup. Arrays keep the parameter
+# count fixed whatever the batch size.
 _LOG_ROWS = """
     INSERT INTO deliveries (app_id, repository_id, delivery_id, event, path, sha, commit_sha,
                             status, status_code, latency_ms, attempt, error)
@@ -112,6 +113,16 @@ _COUNT_LOGGED = """
     SELECT event, status, abs(hashtext(%(app_id)s || %(repository_id)s)) %% 16, count(*)
     FROM logged GROUP BY event, status
     ON CONFLICT (event, outcome, shard) DO UPDATE SET n = delivery_totals.n + EXCLUDED.n
+"""
+# The console's per-minute rollup (migrations/0012) of the same rows. Rows are taken in
+# bucket order, so two statements of one app's watches lock them in the same order.
+_COUNT_MINUTES = """
+    INSERT INTO delivery_minutes AS m (minute, app_id, bucket, delivered, failed)
+    SELECT date_trunc('minute', now()), %(app_id)s, docora_latency_bucket(latency_ms),
+           count(*) FILTER (WHERE status = 'delivered'), count(*) FILTER (WHERE status = 'failed')
+    FROM logged GROUP BY 3 ORDER BY 3
+    ON CONFLICT (minute, app_id, bucket) DO UPDATE
+    SET delivered = m.delivered + EXCLUDED.delivered, failed = m.failed + EXCLUDED.failed
 """
 RECORD_ACKNOWLEDGED = f"""
 WITH locked AS (
@@ -141,14 +152,14 @@ WITH locked AS (
     WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s
       AND EXISTS (SELECT 1 FROM locked)
 ), logged AS ({_LOG_ROWS}    WHERE EXISTS (SELECT 1 FROM locked)
-    RETURNING event, status
-), totals AS ({_COUNT_LOGGED})
+    RETURNING event, status, latency_ms
+), totals AS ({_COUNT_LOGGED}), minutes AS ({_COUNT_MINUTES})
 SELECT count(*) FROM locked
 """
 # A failed attempt's log row, recorded whatever the watch's generation.
 LOG_ATTEMPT = f"""
-WITH logged AS ({_LOG_ROWS}    RETURNING event, status
-){_COUNT_LOGGED}"""
+WITH logged AS ({_LOG_ROWS}    RETURNING event, status, latency_ms
+), minutes AS ({_COUNT_MINUTES}){_COUNT_LOGGED}"""
 
 
 # The manifest: what an app holds of a repository, a keyset page at a time in path byte

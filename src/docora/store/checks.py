@@ -78,7 +78,7 @@ ORDER BY p.was_due
 
 # A batch's outcomes, one statement: the unchanged repositories' synced watches are marked
 # checked, circuits of repositories that answered again are closed (the statements a
-# single sync runs), and the totals grow.
+# single sync runs), and the totals and the minute's rollup (migrations/0012) grow.
 RECORD_BATCH = f"""
 WITH checked AS ({watches.MARK_CHECKED} RETURNING 1
 ), closed AS ({repositories.CLOSE_CIRCUIT} RETURNING 1
@@ -87,6 +87,14 @@ WITH checked AS ({watches.MARK_CHECKED} RETURNING 1
     SELECT outcome, n FROM unnest(%(outcomes)s::text[], %(counts)s::bigint[]) AS v(outcome, n)
     WHERE n > 0
     ON CONFLICT (outcome) DO UPDATE SET n = t.n + EXCLUDED.n
+    RETURNING 1
+), minute AS (
+    INSERT INTO check_minutes AS m (minute, unchanged, changed, failed, max_lag_ms)
+    VALUES (date_trunc('minute', now()), %(n_unchanged)s, %(n_changed)s, %(n_failed)s,
+            %(max_lag_ms)s)
+    ON CONFLICT (minute) DO UPDATE SET unchanged = m.unchanged + EXCLUDED.unchanged,
+        changed = m.changed + EXCLUDED.changed, failed = m.failed + EXCLUDED.failed,
+        max_lag_ms = greatest(m.max_lag_ms, EXCLUDED.max_lag_ms)
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM checked), (SELECT count(*) FROM closed)
@@ -121,8 +129,10 @@ async def record_batch(
     closing: list[str],
     counts: dict[str, int],
     interval_ms: int,
+    max_lag_s: float,
 ) -> int:
-    """Record a batch; returns how many watches were marked checked."""
+    """Record a batch (`max_lag_s`: how long its oldest check had been due when claimed);
+    returns how many watches were marked checked."""
     cur = await conn.execute(
         RECORD_BATCH,
         {
@@ -131,6 +141,8 @@ async def record_batch(
             "outcomes": list(OUTCOMES),
             "counts": [counts.get(o, 0) for o in OUTCOMES],
             "rescan": interval_ms,
+            **{f"n_{o}": counts.get(o, 0) for o in OUTCOMES},
+            "max_lag_ms": round(max_lag_s * 1000),
         },
     )
     row = await cur.fetchone()

@@ -70,6 +70,7 @@ class AdminDelivery(msgspec.Struct, frozen=True):
     id: int
     delivery_id: uuid.UUID
     app_id: str
+    app_name: str | None
     repository_id: str
     event: str
     path: str | None
@@ -82,7 +83,7 @@ class AdminDelivery(msgspec.Struct, frozen=True):
 
 
 ADMIN_FILTERS = {
-    "app_id": "app_id = %(app_id)s",
+    "app_ids": "app_id = ANY(%(app_ids)s)",
     "repository_id": "repository_id = %(repository_id)s",
     "event": "event = %(event)s",
     "outcome": "status = %(outcome)s",
@@ -92,9 +93,9 @@ ADMIN_FILTERS = {
 }
 
 ADMIN_PAGE = """
-SELECT id, delivery_id, app_id, repository_id, event, path, status, status_code, attempt,
-       latency_ms, error, created_at
-FROM deliveries WHERE {conditions}
+SELECT id, delivery_id, app_id, (SELECT a.name FROM apps a WHERE a.id = d.app_id) AS app_name,
+       repository_id, event, path, status, status_code, attempt, latency_ms, error, created_at
+FROM deliveries d WHERE {conditions}
 ORDER BY id DESC LIMIT %(limit)s
 """
 

@@ -27,6 +27,7 @@ COUNTS = "SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY status"
 FILTERS = {
     "status": "status = %(status)s::procrastinate_job_status",
     "task": "task_name = %(task)s",
+    "app_ids": "args->>'app_id' = ANY(%(app_ids)s)",
     "before_id": "id < %(before_id)s",
 }
 

@@ -344,7 +344,7 @@ LIMIT %(limit)s
 """
 ADMIN_WATCH_FILTERS = {
     "statuses": "w.status = ANY(%(statuses)s)",
-    "app_id": "w.app_id = %(app_id)s",
+    "app_ids": "w.app_id = ANY(%(app_ids)s)",
     "repository_id": "w.repository_id = %(repository_id)s",
     "search": "(r.url ILIKE %(pattern)s OR a.name ILIKE %(pattern)s"
     " OR w.repository_id = %(search)s OR w.app_id = %(search)s)",
@@ -378,7 +378,7 @@ async def admin_watch_page(
     conn: AsyncConnection,
     *,
     statuses: list[str] | None,
-    app_id: str | None,
+    app_ids: list[str] | None,
     repository_id: str | None,
     search: str | None,
     after: tuple[str, str, str] | None,
@@ -386,7 +386,7 @@ async def admin_watch_page(
 ) -> list[AdminWatch]:
     params = {
         "statuses": statuses,
-        "app_id": app_id,
+        "app_ids": app_ids,
         "repository_id": repository_id,
         "pattern": like_pattern(search) if search else None,
         "search": search,
@@ -397,7 +397,7 @@ async def admin_watch_page(
     }
     given = {
         "statuses": statuses,
-        "app_id": app_id,
+        "app_ids": app_ids,
         "repository_id": repository_id,
         "search": search,
         "after": after,
