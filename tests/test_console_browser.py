@@ -1,4 +1,7 @@
-"""The console as an operator uses it, in headless Chromium against the real service."""
+"""The console as an operator uses it, in headless Chromium against the real service: its
+pages and actions, and its charts (drawn with data and without, their text alternative in
+the operator API's numbers, nothing from another origin, readable with JavaScript off and
+at 390 px)."""
 
 from __future__ import annotations
 
@@ -12,7 +15,9 @@ from tests.admin import (
     ADMIN,
     ADMIN_PASSWORD,
     ADMIN_USER,
+    add_history,
     add_repository,
+    add_sync_history,
     add_watch,
     console_settings,
 )
@@ -89,6 +94,13 @@ def data(site, db):
     add_watch(db, apps["alpha"], repos["blog"], "synced")
     add_watch(db, apps["bravo"], repos["blog"], "synced")
     return {"apps": apps, "repos": repos}
+
+
+def detail_pages(data) -> list[str]:
+    return [
+        f"/admin/apps/{data['apps']['alpha']}",
+        f"/admin/repositories/{data['repos']['docs']}",
+    ]
 
 
 def login(page, site: str) -> None:
@@ -234,7 +246,7 @@ def test_no_request_leaves_the_origin_and_nothing_scrolls_sideways_at_390px(brow
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
     login(page, site)
-    for path in [*PAGES, f"/admin/apps/{data['apps']['alpha']}"]:
+    for path in [*PAGES, *detail_pages(data)]:
         page.goto(f"{site}{path}")
         page.wait_for_load_state("networkidle")
         overflow = page.evaluate(
@@ -262,7 +274,7 @@ def test_everything_works_with_javascript_off(browser, site, data, db):
 
 
 def test_labels_on_every_field(data, page, site):
-    for path in [*PAGES, f"/admin/apps/{data['apps']['alpha']}"]:
+    for path in [*PAGES, *detail_pages(data)]:
         page.goto(f"{site}{path}")
         unlabeled = page.evaluate(
             """[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
@@ -270,3 +282,137 @@ def test_labels_on_every_field(data, page, site):
                .map(el => el.name)"""
         )
         assert unlabeled == [], (path, unlabeled)
+
+
+# --- charts: drawn with data and without, their text alternative in the API's numbers ---
+
+
+@pytest.fixture
+def history(data, db):
+    """Ninety minutes of alpha's deliveries, a day of syncs of its docs repository."""
+    add_history(db, data["apps"]["alpha"], data["repos"]["docs"], minutes=90, per_minute=3)
+    add_history(db, data["apps"]["bravo"], data["repos"]["blog"], minutes=30, per_minute=1)
+    add_sync_history(db, data["repos"]["docs"], hours=24)
+    return data
+
+
+def _table(page, chart_id: str) -> dict[str, list[str]]:
+    """The chart's data table, opened as a reader would: first cell -> the other cells."""
+    figure = page.locator(f"#{chart_id}")
+    figure.locator("summary").click()
+    rows = figure.locator("tbody tr").all()
+    return {cells[0]: cells[1:] for cells in (r.locator("td").all_inner_texts() for r in rows)}
+
+
+def _api(site: str, path: str) -> dict:
+    with httpx.Client(base_url=site, headers=ADMIN) as api:
+        answer = api.get(path)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+
+def _label(at: str, step_seconds: int) -> str:
+    """The API's `at` as the console labels its step."""
+    day, time = at[5:10], at[11:16]
+    return f"{day} {time}" if step_seconds >= 3600 else time
+
+
+def _number(value) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+def _same_steps(table: dict[str, list[str]], trend: dict, fields: tuple[str, ...]) -> int:
+    """Compare the steps both show (a minute may turn between the two reads; the newest
+    step can still grow); returns how many were compared."""
+    compared = 0
+    for point in trend["points"][:-1]:
+        label = _label(point["at"], trend["step_seconds"])
+        if label in table:
+            assert table[label] == [_number(point[f]) for f in fields], label
+            compared += 1
+    return compared
+
+
+def test_the_charts_tell_the_apis_numbers(history, page, site):
+    alpha, docs = history["apps"]["alpha"], history["repos"]["docs"]
+    page.goto(f"{site}/admin/?window=1h")
+    trend = _api(site, "/api/admin/trends/deliveries?window=1h")
+    assert page.locator("#all-deliveries svg rect").count() > 50
+    assert page.locator("#all-latency svg polyline").count() >= 2
+    summary = page.locator("#all-deliveries .chart-summary").inner_text()
+    assert f"{trend['delivered']:,} delivered and {trend['failed']:,} failed" in summary
+    assert trend["delivered"] + trend["failed"] >= 3 * 59 + 1 * 29
+    counts = _table(page, "all-deliveries")
+    assert _same_steps(counts, trend, ("delivered", "failed")) >= 55
+    latency = _table(page, "all-latency")
+    assert _same_steps(latency, trend, ("p50_ms", "p95_ms")) >= 55
+    assert f"p95 {trend['p95_ms']:,} ms" in page.locator("#all-latency").inner_text()
+
+    page.goto(f"{site}/admin/apps/{alpha}?window=24h")
+    mine = _api(site, f"/api/admin/trends/deliveries?window=24h&app_id={alpha}")
+    assert mine["step_seconds"] == 600 and len(mine["points"]) == 144
+    assert _same_steps(_table(page, "app-deliveries"), mine, ("delivered", "failed")) >= 140
+    everyone = _api(site, "/api/admin/trends/deliveries?window=24h")
+    assert mine["delivered"] + mine["failed"] < everyone["delivered"] + everyone["failed"]
+
+    page.goto(f"{site}/admin/repositories/{docs}")
+    syncs = _api(site, f"/api/admin/trends/repositories/{docs}?window=24h")
+    table = page.locator("#repo-syncs")
+    table.locator("summary").click()
+    durations = [
+        row[1]
+        for row in (r.locator("td").all_inner_texts() for r in table.locator("tbody tr").all())
+    ]
+    assert durations == [f"{s['duration_ms']:,}" for s in syncs["syncs"]]
+    failed = sum(1 for s in syncs["syncs"] if s["outcome"] == "failed")
+    assert (
+        f"{len(syncs['syncs'])} syncs in the last 24 hours ({failed} failed)" in table.inner_text()
+    )
+    assert page.locator("#repo-syncs svg line.stem.bad").count() == failed
+    lag = _table(page, "repo-lag")
+    worst = max(p["max_lag_seconds"] for p in syncs["lag"])
+    assert f"had waited {worst:,.0f} s" in page.locator("#repo-lag .chart-summary").inner_text()
+    assert len(lag) == len(syncs["lag"]) == 144
+
+
+def test_the_charts_say_so_when_there_is_nothing(data, page, site):
+    page.goto(f"{site}/admin/")
+    assert "No deliveries in the last hour." in page.locator("#all-deliveries").inner_text()
+    assert page.locator("#all-deliveries svg rect").count() == 0
+    assert page.locator("#all-latency svg polyline").count() == 0
+    rows = _table(page, "all-deliveries")
+    assert len(rows) == 60 and set(map(tuple, rows.values())) == {("0", "0")}
+    page.goto(f"{site}/admin/repositories/{data['repos']['blog']}")
+    assert "No syncs in the last 24 hours." in page.locator("#repo-syncs").inner_text()
+    assert "No rescan checks recorded" in page.locator("#repo-lag").inner_text()
+    page.goto(f"{site}/admin/?window=forever")  # an unknown window is the default one
+    assert page.locator("#all-deliveries").count() == 1
+
+
+def test_charts_without_javascript_at_390px_and_from_this_origin_only(browser, site, history):
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    login(page, site)
+    paths = [
+        "/admin/?window=24h",
+        f"/admin/apps/{history['apps']['alpha']}?window=1h",
+        f"/admin/repositories/{history['repos']['docs']}?window=7d",
+    ]
+    for path in paths:
+        page.goto(f"{site}{path}")
+        figures = page.locator("figure.chart")
+        assert figures.count() == 2
+        for figure in figures.all():
+            assert figure.locator("svg title").count() == 1
+            box = figure.locator("svg").bounding_box()
+            assert box and 300 <= box["width"] <= 390 and box["height"] > 100
+            figure.locator("summary").click()  # <details> opens without JavaScript
+            assert figure.locator("table").is_visible()
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at 390 px"
+    assert [url for url in requested if not url.startswith(site)] == []
+    context.close()

@@ -206,6 +206,25 @@ def cmd_apps_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from docora.local import database_url
+    from docora.status_cli import as_json, as_text, read_status
+
+    env = _apps_env()
+    with database_url(env):
+        settings = _settings(env)
+        try:
+            report = asyncio.run(read_status(settings, limit=args.limit))
+        except psycopg.OperationalError as exc:
+            # The class only: the message may name the server.
+            print(f"docora: database unreachable ({type(exc).__name__})", file=sys.stderr)
+            return 2
+    print(as_json(report) if args.json else as_text(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="docora",
@@ -251,6 +270,20 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_hash_password,
         "Print a scrypt hash of a console password (read from stdin or a prompt) "
         "for ADMIN_PASSWORD",
+    )
+    status = add(
+        "status",
+        cmd_status,
+        "The overview and the failing watches, read from Postgres as the console reads them",
+    )
+    status.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    status.add_argument(
+        "--limit",
+        type=int,
+        default=20,
+        choices=range(1, 201),
+        metavar="N",
+        help="failing watches to list (1-200, default 20)",
     )
     apps = sub.add_parser(
         "apps", help="Operator commands for client apps", description="Manage client apps"
