@@ -25,15 +25,7 @@ class StatusReport(msgspec.Struct):
 async def read_status(settings: Settings, *, limit: int) -> StatusReport:
     async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as db:
         overview = await queries.overview(db, settings)
-        failing = await queries.watch_page(
-            db,
-            status="failed,retrying",
-            app_id=None,
-            repository_id=None,
-            search=None,
-            cursor=None,
-            limit=limit,
-        )
+        failing = await queries.failing_watches(db, limit=limit)
     total = overview.watches["failed"] + overview.watches["retrying"]
     return StatusReport(
         overview=overview,

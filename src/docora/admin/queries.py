@@ -152,6 +152,22 @@ async def watch_page(
     return AdminWatchPage(items=items, next_cursor=next_cursor)
 
 
+async def failing_watches(
+    db: AsyncConnection, *, limit: int, cursor: str | None = None
+) -> AdminWatchPage:
+    """Failed and retrying watches across apps, failed first: what an operator looks at
+    first (the console's overview and Failures page, `docora status`)."""
+    return await watch_page(
+        db,
+        status="failed,retrying",
+        app_id=None,
+        repository_id=None,
+        search=None,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
 async def delivery_page(
     db: AsyncConnection, *, filters: dict[str, object], cursor: str | None, limit: int
 ) -> AdminDeliveryPage:

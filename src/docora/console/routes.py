@@ -211,15 +211,7 @@ class ConsoleController(Controller):
         settings = _ctx(request).settings
         window = _window(window, "1h")
         numbers = await queries.overview(db, settings)
-        failing = await queries.watch_page(
-            db,
-            status="failed,retrying",
-            app_id=None,
-            repository_id=None,
-            search=None,
-            cursor=None,
-            limit=10,
-        )
+        failing = await queries.failing_watches(db, limit=10)
         deliveries = await trends.delivery_trend(db, window=window, app_id=None)
         return page(
             "overview.html",
@@ -338,15 +330,7 @@ class ConsoleController(Controller):
         cursor: FromQuery[str | None] = None,
         notice: FromQuery[str | None] = None,
     ) -> Template:
-        watches = await queries.watch_page(
-            db,
-            status="failed,retrying",
-            app_id=None,
-            repository_id=None,
-            search=None,
-            cursor=cursor,
-            limit=PAGE,
-        )
+        watches = await queries.failing_watches(db, limit=PAGE, cursor=cursor)
         numbers = await queries.overview(db, _ctx(request).settings)
         return page("failures.html", console, watches=watches, overview=numbers, notice=notice)
 
