@@ -100,6 +100,7 @@ def add_history(
                    CASE WHEN (i + j) %% 7 = 0 THEN 'HTTP 503' END,
                    now() - i * interval '1 minute' - j * interval '1 second'
             FROM generate_series(0, %(minutes)s - 1) i, generate_series(1, %(per)s) j
+            ORDER BY i DESC, j DESC  -- oldest first, as the log's ids grow with time
             RETURNING created_at, latency_ms, status
         )
         INSERT INTO delivery_minutes AS m (minute, app_id, bucket, delivered, failed)
