@@ -46,6 +46,7 @@ from bench.harness import (  # noqa: E402
 )
 from bench.synth import make_repository  # noqa: E402
 from docora.migrate import apply_migrations  # noqa: E402
+from tests.processes import PeakRss  # noqa: E402
 
 RECEIVERS = {"parse": [], "verify": ["--verify", KEY], "slow": ["--verify", KEY, "--delay-ms", "5"]}
 
@@ -83,10 +84,15 @@ def percentile(values: list[float], p: float) -> float:
 
 
 class Service:
-    """`docora api`, `docora worker` and the Node receivers, on one database."""
+    """`docora api`, `docora worker` and the Node receivers, on one database; remotes are
+    served over smart HTTP by a git server process of their own (bench/git_server.py), as
+    a hosted remote is, or read as file:// URLs (then the remote's side of every fetch,
+    pack-objects, runs under the worker's own git)."""
 
-    def __init__(self, root: Path, database_url: str) -> None:
+    def __init__(self, root: Path, database_url: str, transport: str = "http") -> None:
         self.root = root
+        self.transport = transport
+        self.git_base = ""
         self.database_url = database_url
         self.api_port = free_port()
         self.receiver_ports = {mode: free_port() for mode in RECEIVERS}
@@ -95,6 +101,14 @@ class Service:
         self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}", timeout=60)
 
     def __enter__(self) -> Service:
+        if self.transport == "http":
+            self.procs["git"] = subprocess.Popen(
+                [sys.executable, str(ROOT / "bench" / "git_server.py"), str(self.root / "repos")],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert self.procs["git"].stdout is not None
+            self.git_base = f"http://127.0.0.1:{int(self.procs['git'].stdout.readline())}"
         for mode, port in self.receiver_ports.items():
             script = str(ROOT / "bench" / "receiver.js")
             self.procs[mode] = subprocess.Popen(["node", script, str(port), *RECEIVERS[mode]])
@@ -129,12 +143,6 @@ class Service:
 
     def receiver_cpu(self, mode: str) -> float:
         return process_cpu(self.procs[mode].pid)
-
-    def worker_peak_rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.procs['worker'].pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
 
     def profile(self, output: Path) -> subprocess.Popen:
         """py-spy sampling the worker until interrupted (raw collapsed stacks)."""
@@ -184,7 +192,7 @@ class Service:
     def sync_steps(self, repository_id: str) -> str:
         """fetch / list / hash / apply times of the repository's first snapshot."""
         for line in self.worker_log.read_text().splitlines():
-            found = re.search(rf"snapshot of {repository_id} .*?; (fetch .*)$", line)
+            found = re.search(rf"snapshot of {repository_id} .*?; (fetch [^;]*)", line)
             if found:
                 return found.group(1)
         return "?"
@@ -201,7 +209,12 @@ class Service:
         raise RuntimeError(f"{rid} never reached synced")
 
 
-def copy_of(repository: Path, name: str) -> str:
+def copy_of(service: Service, repository: Path, name: str) -> str:
+    """A fresh copy of the remote for one scenario: nothing cached by an earlier one."""
+    if service.git_base:  # served as http://…/acme/{name}, a hosted repository's shape
+        target = service.root / "repos" / "acme" / name
+        shutil.copytree(repository, target)
+        return f"{service.git_base}/acme/{name}"
     target = repository.parent / f"{name}.git"
     shutil.copytree(repository, target)
     return f"file://{target}"
@@ -218,7 +231,7 @@ def initial_sync(
 ):
     name = f"{mode}-c{concurrency}-{delivery_mode}-{time.monotonic_ns()}"
     headers = service.onboard(name, mode, concurrency, delivery_mode)
-    url = copy_of(repository, name)
+    url = copy_of(service, repository, name)
     # Start from a quiet machine: the copy written out, the last scenario's tail done.
     os.sync()
     time.sleep(3)
@@ -227,14 +240,15 @@ def initial_sync(
     cpu0, receiver0, machine0 = service.worker_cpu(), service.receiver_cpu(mode), machine_busy()
     postgres0 = postgres_cpu()
     started = time.time()
-    answer = service.api.post("/api/repositories", headers=headers, json={"github_url": url})
-    answer.raise_for_status()
-    rid = answer.json()["repository_id"]
-    deadline = time.monotonic() + 900
-    while (stats := service.receiver(mode))["count"] < total:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{stats['count']} of {total} events arrived")
-        time.sleep(0.02)
+    with PeakRss(service.procs["worker"].pid) as memory:
+        answer = service.api.post("/api/repositories", headers=headers, json={"github_url": url})
+        answer.raise_for_status()
+        rid = answer.json()["repository_id"]
+        deadline = time.monotonic() + 900
+        while (stats := service.receiver(mode))["count"] < total:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{stats['count']} of {total} events arrived")
+            time.sleep(0.02)
     cpu = service.worker_cpu() - cpu0
     receiver_cpu = service.receiver_cpu(mode) - receiver0
     database_cpu = postgres_cpu() - postgres0
@@ -258,7 +272,9 @@ def initial_sync(
         "postgres_cpu_ms": database_cpu / total * 1000,
         "machine_busy": busy / whole,
         "bad_signatures": stats["bad_signatures"],
-        "rss": service.worker_peak_rss_mb(),
+        "rss": memory.worker / 2**20,
+        "tree_rss": memory.tree / 2**20,
+        "tree_at_peak": memory.composition(),
         "requests": stats["requests"],
         "bytes_per_request": stats["bytes"] / max(1, stats["requests"]),
         "rid": rid,
@@ -295,7 +311,9 @@ def report(label: str, r: dict) -> None:
         f" | receiver CPU {r['receiver_cpu_ms']:.2f} ms/event"
         f" | Postgres CPU {r['postgres_cpu_ms']:.2f} ms/event"
         f" | machine busy {100 * r['machine_busy']:.0f} %"
-        f" | last create -> synced {r['to_synced']:.2f} s | worker peak RSS {r['rss']:.0f} MB"
+        f" | last create -> synced {r['to_synced']:.2f} s"
+        f" | peak RSS: worker {r['rss']:.0f} MB, with its git processes {r['tree_rss']:.0f} MB"
+        f" ({r['tree_at_peak']})"
         f" | {r['requests']:,} requests, {r['bytes_per_request'] / 1000:,.1f} KB each"
         + (f" | BAD SIGNATURES {r['bad_signatures']}" if r["bad_signatures"] else ""),
         flush=True,
@@ -326,7 +344,7 @@ def status_reads_during(service: Service, repository: Path, total: int) -> list[
     """Time every `GET /api/repositories/{id}` (one every 20 ms) while the repository's
     initial sync runs, from registration to `synced`."""
     headers = service.onboard(f"status-{time.monotonic_ns()}", "parse", 8)
-    url = copy_of(repository, f"status-{time.monotonic_ns()}")
+    url = copy_of(service, repository, f"status-{time.monotonic_ns()}")
     service.receiver("parse", "/_reset")
     rid = service.api.post("/api/repositories", headers=headers, json={"github_url": url}).json()[
         "repository_id"
@@ -389,6 +407,12 @@ def main() -> None:
     parser.add_argument(
         "--batch", action="store_true", help="apps in batch delivery mode (SPEC 11)"
     )
+    parser.add_argument(
+        "--transport",
+        choices=("http", "file"),
+        default="http",
+        help="remotes over smart HTTP from a git server process (default), or file://",
+    )
     args = parser.parse_args()
     scenarios = [(m, c) for m in RECEIVERS for c in (1, 8)]
     if args.only:
@@ -404,7 +428,7 @@ def main() -> None:
         apply_migrations(url)
         small = build(root, "10k", args.files, (4500, 5500))
         total = args.files + 20
-        with Service(root, url) as service:
+        with Service(root, url, args.transport) as service:
             last = None
             for mode, concurrency in scenarios:
                 delivery_mode = "batch" if args.batch else "single"

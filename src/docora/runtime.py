@@ -15,7 +15,6 @@ from collections.abc import Callable
 import procrastinate
 import uvicorn
 
-from docora.asgi import create_app
 from docora.config import Settings
 from docora.crypto import SecretBox
 from docora.db import open_pool
@@ -225,6 +224,10 @@ def _one_line(exc: BaseException) -> str:
 async def run_api(
     settings: Settings, stop: asyncio.Event, on_ready: Callable[[], None] | None
 ) -> None:
+    # Imported here: a worker-only process never loads the web stack (Litestar, Jinja,
+    # the console), about 11 MB of its memory.
+    from docora.asgi import create_app
+
     proxies = [str(network) for network in settings.trusted_proxy_networks]
     config = uvicorn.Config(
         create_app(settings),

@@ -150,6 +150,25 @@ class _Connection(asyncio.Protocol):
     ) -> httpx.Response:
         """Write one request, wait for its whole answer (with a sink: for no more than
         `read_timeout` between two pieces of it)."""
+        await self.roundtrip(request, read_timeout, sink)
+        # A stream, as transports return: the caller reads it if it wants the body
+        # (decoding it at once here cost 6 us a request nobody reads).
+        return httpx.Response(
+            self._parser.get_status_code(),
+            headers=self._headers,
+            stream=httpx.ByteStream(bytes(self._body)),
+            extensions={"http_version": b"HTTP/1.1", "truncated": self._truncated},
+        )
+
+    @property
+    def status_code(self) -> int:
+        """The status of the answer the last roundtrip read."""
+        return self._parser.get_status_code()
+
+    async def roundtrip(
+        self, request: bytes, read_timeout: float | None, sink: BodySink | None = None
+    ) -> None:
+        """Write one request and wait until its whole answer has been read."""
         assert self.transport is not None
         self._waiter = asyncio.get_running_loop().create_future()
         self._headers, self._body = [], bytearray()
@@ -166,14 +185,6 @@ class _Connection(asyncio.Protocol):
         finally:
             self._waiter = None
             self._sink = self._deadline = self._idle_timeout = None
-        # A stream, as transports return: the caller reads it if it wants the body
-        # (decoding it at once here cost 6 us a request nobody reads).
-        return httpx.Response(
-            self._parser.get_status_code(),
-            headers=self._headers,
-            stream=httpx.ByteStream(bytes(self._body)),
-            extensions={"http_version": b"HTTP/1.1", "truncated": self._truncated},
-        )
 
     def close(self) -> None:
         self.closed = True
@@ -205,12 +216,33 @@ class PinnedTransport(httpx.AsyncBaseTransport):
         self._what = what
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        timeouts = request.extensions.get("timeout", {})
         url = request.url
         if url.scheme not in DEFAULT_PORTS:
             raise httpx.UnsupportedProtocol(f"only http(s) is spoken, not {url.scheme!r}")
         key = (url.scheme, url.host, url.port or DEFAULT_PORTS[url.scheme])
         payload = _serialize(request, await request.aread())
+        sink = request.extensions.get("body_sink")
+        return await self._on_connection(
+            key,
+            request.extensions.get("timeout", {}),
+            lambda connection, timeout: connection.exchange(payload, timeout, sink),
+        )
+
+    async def post(self, target: Endpoint, headers: bytes, body: bytes, timeouts: dict) -> int:
+        """POST `body` with `headers` (already `Name: value\r\n` lines) to `target`; the
+        answer's status. The webhook sender's path: no request or response objects, the
+        request line and fixed headers built once per URL (bench/transport_loop.py)."""
+        payload = b"".join((target.head, headers, b"Content-Length: %d\r\n\r\n" % len(body), body))
+
+        async def exchange(connection: _Connection, timeout: float | None) -> int:
+            await connection.roundtrip(payload, timeout)
+            return connection.status_code
+
+        return await self._on_connection(target.key, timeouts, exchange)
+
+    async def _on_connection(self, key, timeouts: dict, exchange):
+        """Run `exchange(connection, read timeout)` on a kept or a new connection to `key`:
+        one more time on a new connection when a kept one was closed under it."""
         try:
             async with asyncio.timeout(timeouts.get("pool")):
                 await self._slots.acquire()
@@ -225,9 +257,7 @@ class PinnedTransport(httpx.AsyncBaseTransport):
                 if connection is None:
                     connection = await self._open(key, timeouts.get("connect"))
                 try:
-                    response = await connection.exchange(
-                        payload, timeouts.get("read"), request.extensions.get("body_sink")
-                    )
+                    answer = await exchange(connection, timeouts.get("read"))
                 except _StaleConnection:
                     connection.close()
                     if reused:
@@ -237,7 +267,7 @@ class PinnedTransport(httpx.AsyncBaseTransport):
                     connection.close()  # its state is unknown (timeout, cancellation)
                     raise
                 self._put_idle(key, connection)
-                return response
+                return answer
             raise AssertionError("the second attempt is on a new connection, never reused")
         finally:
             self._slots.release()
@@ -299,6 +329,24 @@ class PinnedTransport(httpx.AsyncBaseTransport):
                 connection.close()
         self._idle.clear()
         await asyncio.sleep(0)  # one loop turn: the transports close their sockets
+
+
+class Endpoint:
+    """A URL to POST to, parsed once: its connection key and the head every request to it
+    starts with (request line, Host, User-Agent)."""
+
+    def __init__(self, url: str, user_agent: str) -> None:
+        parsed = httpx.URL(url)
+        if parsed.scheme not in DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(f"only http(s) is spoken, not {parsed.scheme!r}")
+        port = parsed.port or DEFAULT_PORTS[parsed.scheme]
+        self.key = (parsed.scheme, parsed.host, port)
+        host = parsed.netloc.decode("ascii")
+        self.head = b"POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n" % (
+            parsed.raw_path,
+            host.encode("ascii"),
+            user_agent.encode("ascii"),
+        )
 
 
 def _serialize(request: httpx.Request, body: bytes) -> bytes:

@@ -11,13 +11,21 @@ import msgspec
 
 from docora.lease import Lease
 from docora.net import RefusedAddress, Resolver, system_resolver
-from docora.transport import PinnedTransport
+from docora.transport import Endpoint, PinnedTransport
+
+USER_AGENT = "Docora-Webhooks"
 
 
 @functools.lru_cache(maxsize=4096)
-def _parsed(url: str) -> httpx.URL:
+def _endpoint(url: str) -> Endpoint:
     """Webhook URLs repeat ({base_url}/{event}); parsing one costs more than a signature."""
-    return httpx.URL(url)
+    return Endpoint(url, USER_AGENT)
+
+
+def _header_lines(headers: dict[str, str]) -> bytes:
+    """`Name: value` lines; the values are Docora's own (ids, signatures), never a
+    client's, and carry no line break."""
+    return "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode("latin-1")
 
 
 class SendResult(msgspec.Struct, frozen=True):
@@ -28,9 +36,9 @@ class SendResult(msgspec.Struct, frozen=True):
 
 
 class WebhookSender:
-    """An httpx transport used directly: a webhook needs no cookies, auth flows, redirects
-    (never followed) or event hooks, and skipping the client's machinery saves its cost on
-    every request."""
+    """The pinned transport used directly (transport.py): a webhook needs no cookies, auth
+    flows, redirects (never followed), event hooks, or even request and response objects,
+    and skipping them saves their cost on every request."""
 
     def __init__(
         self,
@@ -55,15 +63,10 @@ class WebhookSender:
         if self._lease is not None:
             self._lease.check()
         started = time.perf_counter()
-        request = httpx.Request(
-            "POST",
-            _parsed(url),
-            headers={"User-Agent": "Docora-Webhooks", **headers},
-            content=body,
-            extensions={"timeout": self._timeouts},
-        )
         try:
-            response = await self._transport.handle_async_request(request)
+            code = await self._transport.post(
+                _endpoint(url), _header_lines(headers), body, self._timeouts
+            )
         except httpx.TimeoutException:
             return self._failed(started, f"timed out after {self._timeout_ms} ms")
         except RefusedAddress as exc:
@@ -71,7 +74,6 @@ class WebhookSender:
         except httpx.HTTPError as exc:
             return self._failed(started, f"connection failed: {type(exc).__name__}")
         latency = round((time.perf_counter() - started) * 1000)
-        code = response.status_code
         if 200 <= code < 300:
             return SendResult(ok=True, status_code=code, latency_ms=latency, error=None)
         return SendResult(ok=False, status_code=code, latency_ms=latency, error=f"HTTP {code}")

@@ -6,6 +6,8 @@ what JSON.stringify produces for the strings we send (valid UTF-8, no lone surro
 
 from __future__ import annotations
 
+import functools
+import time
 from datetime import UTC, datetime
 
 import msgspec
@@ -134,5 +136,15 @@ def encode(value: object) -> bytes:
 
 def iso_timestamp(moment: datetime | None = None) -> str:
     """ISO 8601 UTC with milliseconds and Z, as JavaScript's Date.toISOString()."""
-    moment = (moment or datetime.now(UTC)).astimezone(UTC)
+    if moment is None:
+        now = time.time()
+        second = int(now)
+        return f"{_second_text(second)}{int((now - second) * 1000):03d}Z"
+    moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _second_text(second: int) -> str:
+    """`YYYY-MM-DDTHH:MM:SS.` of a Unix second: formatted once a second, not once an event."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -33,6 +34,8 @@ from docora.deliver.recorder import AckRecorder
 from docora.deliver.signing import signed_headers
 from docora.errors import ExpectedFailure
 from docora.git.lfs_cache import ObjectCache
+from docora.git.spool import SpoolReader
+from docora.git.spool import remove as remove_spool
 from docora.git.stream import BlobReader
 from docora.store import changes
 from docora.store.changes import GROUP_ORDER, Change, LogEntry
@@ -98,6 +101,8 @@ class WatchDelivery:
     # Makes a page's Git LFS objects present in the mirror's cache (downloading what
     # this host lacks); None: LFS=off, and an object not cached fails the delivery.
     ensure_lfs: Callable[[list[Change]], Awaitable[None]] | None = None
+    # The blobs this host's scan of the commit kept (git/spool.py); None: all from git.
+    spool: SpoolReader | None = None
 
     async def run(self) -> int:
         """Send every pending change: all deletes, then creates, then updates, each in path
@@ -233,7 +238,10 @@ class WatchDelivery:
         page's blobs are asked of git all at once; LFS objects are read from the cache."""
         await self._ensure_lfs(page)
         whole = [c for c in page if c.event != "delete" and not self._is_chunked(c)]
-        contents = blobs.read_many([c.blob_id or "" for c in whole if not c.lfs])
+        spooled = self._spooled([c for c in whole if not c.lfs])
+        contents = blobs.read_many(
+            [c.blob_id or "" for c in whole if not c.lfs and c.path not in spooled]
+        )
         try:
             for change in page:
                 if change.event == "delete" or self._is_chunked(change):
@@ -241,10 +249,29 @@ class WatchDelivery:
                 elif change.lfs:
                     data = await asyncio.to_thread(self._lfs_cache.read, change.sha)
                     yield change, whole_file(change, data)
+                elif change.path in spooled:
+                    yield change, whole_file(change, self._from_spool(change, spooled))
                 else:
                     yield change, whole_file(change, await anext(contents))
         finally:
             await contents.aclose()
+
+    def _spooled(self, page: list[Change]) -> dict[str, tuple[int, int]]:
+        """Path -> place in the spool, for the changes whose blob the spool holds."""
+        if self.spool is None:
+            return {}
+        places = {c.path: self.spool.place(c.blob_id or "") for c in page}
+        return {path: place for path, place in places.items() if place is not None}
+
+    def _from_spool(self, change: Change, spooled: dict[str, tuple[int, int]]) -> bytes:
+        """The blob as this host's scan kept it, checked against the snapshot: a spool that
+        does not hold what the scan hashed is dropped, and the retry reads from git."""
+        assert self.spool is not None
+        data = self.spool.read(spooled[change.path])
+        if data is None or hashlib.sha256(data).hexdigest() != change.sha:
+            remove_spool(self.mirror, self.commit_sha)
+            raise DeliveryFailed(f"{change.path}: the spooled copy is damaged; read again")
+        return data
 
     @property
     def _lfs_cache(self) -> ObjectCache:

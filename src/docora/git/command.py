@@ -130,6 +130,22 @@ def _username_for(host: str) -> str:
     return "x-access-token"
 
 
+# git's memory, bounded whatever the repository holds (measured with a 500 MB blob: a
+# fetch peaked at 500 MB of git's memory before, 23 MB after; a cat-file at 492 MB, 70 MB):
+# - a fetch always keeps the pack (index-pack) rather than exploding few objects into
+#   loose files, which git reads by mapping each whole;
+# - objects above 16 MB are streamed by index-pack and cat-file, never held whole, and
+#   never delta-compressed on our side;
+# - packs are mapped 16 MB at a time, 64 MB at most: git's resident memory no longer grows
+#   with the pack (a 53 MB pack read through was 53 MB of git's memory).
+MEMORY_BOUNDS = (
+    ("transfer.unpackLimit", "1"),
+    ("core.bigFileThreshold", "16m"),
+    ("core.packedGitWindowSize", "16m"),
+    ("core.packedGitLimit", "64m"),
+)
+
+
 def git_environment(
     *,
     url: str = "",
@@ -165,6 +181,7 @@ def git_environment(
         ("core.askPass", "/bin/false"),
         # git's default ("initial") follows a redirect of the first request anywhere.
         ("http.followRedirects", "false"),
+        *MEMORY_BOUNDS,
     ]
     config.extend(("http.curloptResolve", entry) for entry in pinned)
     if token:

@@ -9,12 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from docora.git.command import GitError, GitErrorKind, failure, git_environment
 
 READ_CHUNK = 1 << 20
+# Linux's F_SETPIPE_SZ: a pipe of 1 MiB instead of 64 KiB lets git write ahead and lets
+# each wake-up read a large piece (the hashing read of 55 MB took 3,700 reads).
+_F_SETPIPE_SZ = 1031
+PIPE_BYTES = 1 << 20
+
+
+def _widen_pipe(proc: asyncio.subprocess.Process) -> None:
+    transport = proc.stdout._transport if proc.stdout is not None else None  # type: ignore[attr-defined]
+    pipe = transport.get_extra_info("pipe") if transport is not None else None
+    if pipe is None:
+        return
+    with contextlib.suppress(OSError):  # not Linux, or over /proc/sys/fs/pipe-max-size
+        fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
 
 
 async def _start(args: Sequence[str], cwd: Path, *, stdin: bool) -> asyncio.subprocess.Process:
@@ -169,10 +183,29 @@ class BlobReader:
             drained.cancel()
 
 
-async def cat_file_batch(mirror: Path, oids: Sequence[str]) -> AsyncIterator[bytes]:
+# For a reader asked in delta chain order (scan/order.py): each blob's base is the one just
+# built, so a small cache of delta bases suffices, and a smaller window on the packs costs
+# little (50,000 blobs, a 53 MB pack: 1.6 s in 56 MB of git's memory, against 2.1 s in
+# 164 MB in path order with git's defaults).
+BOUNDED_READER = (
+    "-c",
+    "core.deltaBaseCacheLimit=16m",
+    "-c",
+    "core.packedGitWindowSize=8m",
+    "-c",
+    "core.packedGitLimit=32m",
+)
+
+
+async def cat_file_batch(
+    mirror: Path, oids: Sequence[str], *, bounded: bool = False
+) -> AsyncIterator[bytes]:
     """Raw `git cat-file --batch` output for `oids`, requested all at once and read in
-    large pieces (no round trip per blob)."""
-    proc = await _start(["cat-file", "--batch"], mirror, stdin=True)
+    large pieces (no round trip per blob). `bounded`: the oids come in delta chain order,
+    and git's caches are kept small (BOUNDED_READER)."""
+    config = BOUNDED_READER if bounded else ()
+    proc = await _start([*config, "cat-file", "--batch"], mirror, stdin=True)
+    _widen_pipe(proc)
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
 
     async def request() -> None:
@@ -195,6 +228,27 @@ async def cat_file_batch(mirror: Path, oids: Sequence[str]) -> AsyncIterator[byt
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def delta_bases(mirror: Path, oids: Sequence[str]) -> dict[str, str | None]:
+    """Each object's delta base as its pack stores it (None: stored whole), without
+    reading any content (`git cat-file --batch-check` with %(deltabase))."""
+    if not oids:
+        return {}
+    proc = await _start(
+        ["cat-file", "--batch-check=%(objectname) %(deltabase)"], mirror, stdin=True
+    )
+    out, err = await proc.communicate("".join(f"{oid}\n" for oid in oids).encode())
+    if proc.returncode != 0:
+        raise failure(err.decode(errors="replace"), "cat-file")
+    bases: dict[str, str | None] = {}
+    for line in out.decode().splitlines():
+        fields = line.split()
+        if len(fields) != 2:
+            raise GitError(GitErrorKind.GIT, f"cannot read object: {line}")
+        oid, base = fields
+        bases[oid] = None if base.strip("0") == "" else base
+    return bases
 
 
 async def batch_check_sizes(mirror: Path, oids: Sequence[str]) -> dict[str, int]:

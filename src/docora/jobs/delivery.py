@@ -20,6 +20,8 @@ from docora.git.command import GitError
 from docora.git.lfs import Wanted
 from docora.git.lfs_cache import ObjectCache
 from docora.git.mirror import has_commit
+from docora.git.spool import SpoolReader
+from docora.git.spool import remove as remove_spool
 from docora.jobs.retry import attempt_number
 from docora.jobs.services import Services
 from docora.net import RefusedAddress
@@ -62,7 +64,11 @@ async def deliver_watch(
                     # The one place pending_changes is counted: what this delivery will
                     # send, whatever an older delivery of the watch did before it.
                     await watches.refresh_pending(conn, repository_id, [app_id])
-                sent = await delivery.run()
+                try:
+                    sent = await delivery.run()
+                finally:
+                    if delivery.spool is not None:
+                        delivery.spool.close()
             log.info("delivered %d events to %s for %s", sent, app_id, repository_id)
         async with services.pool.connection() as conn:
             if await snapshots.current_commit(conn, repository_id) == commit:
@@ -74,6 +80,9 @@ async def deliver_watch(
                     commit_sha=commit,
                     rescan_ms=settings.rescan_interval_ms,
                 )
+                if commit is not None and await watches.all_synced_at(conn, repository_id, commit):
+                    # The last delivery of this commit: its spool has served (git/spool.py).
+                    remove_spool(services.mirror_for(repo), commit)
     except WatchGone:
         return
     except asyncio.CancelledError:
@@ -176,6 +185,7 @@ async def _prepare(
         path_regexes=watch.path_regexes,
         path_includes=watch.path_includes,
         ensure_lfs=_lfs_ensurer(services, repo, watch, mirror, commit),
+        spool=SpoolReader.open(mirror, commit),
     )
 
 

@@ -99,7 +99,7 @@ class Services:
         return bool(snapshot_lfs) != (self.lfs is not None)
 
     async def account_mirror(self, mirror: Path) -> None:
-        """Account for a mirror that grew without a fetch (LFS objects downloaded)."""
+        """Account for a mirror that grew without a fetch (LFS objects, a spool)."""
         self._note(await asyncio.to_thread(self.mirrors.fetched, mirror))
 
     async def account_mirrors(self) -> None:

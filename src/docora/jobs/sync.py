@@ -251,7 +251,9 @@ class SyncRun:
                     lfs=self.services.lfs_source(self.repo, token),
                     rescan_all=self._lfs_mode_changed(),
                 )
-            if stats.lfs.downloaded:
+            if stats.lfs.downloaded or stats.blobs_hashed:
+                # LFS objects downloaded, blobs spooled for the deliveries (git/spool.py):
+                # the mirror grew since its fetch was accounted.
                 await self.services.account_mirror(mirror)
         metrics.BLOBS_HASHED.inc(stats.blobs_hashed)
         metrics.BYTES_HASHED.inc(stats.bytes_hashed)

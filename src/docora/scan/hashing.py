@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 
 from docora.binary import BinarySniffer, is_binary
+from docora.git.spool import MAX_BLOB, SpoolWriter
 from docora.store.scans import BlobFacts
 
 
@@ -23,18 +24,22 @@ def facts_of(content: memoryview | bytes) -> BlobFacts:
 
 
 class _Partial:
-    """A blob larger than what the buffer holds: hashed and validated piece by piece."""
+    """A blob larger than what the buffer holds: hashed and validated piece by piece (and
+    gathered for the spool when the spool keeps blobs of its size)."""
 
-    def __init__(self, oid: str, size: int) -> None:
+    def __init__(self, oid: str, size: int, keep: bool) -> None:
         self.oid = oid
         self.size = size
         self.remaining = size
         self.digest = hashlib.sha256()
         self.sniffer = BinarySniffer()
+        self.content = bytearray() if keep else None
 
     def update(self, piece: memoryview) -> None:
         self.digest.update(piece)
         self.sniffer.update(piece)
+        if self.content is not None:
+            self.content += piece
         self.remaining -= len(piece)
 
     def facts(self) -> BlobFacts:
@@ -42,11 +47,13 @@ class _Partial:
 
 
 class BatchFactsParser:
-    """Turns `git cat-file --batch` output into (blob id, facts), however it is cut."""
+    """Turns `git cat-file --batch` output into (blob id, facts), however it is cut; with a
+    spool, every blob it keeps is written there as it goes by (git/spool.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, spool: SpoolWriter | None = None) -> None:
         self._buffer = bytearray()
         self._partial: _Partial | None = None
+        self._spool = spool
 
     def feed(self, data: bytes) -> list[tuple[str, BlobFacts]]:
         self._buffer += data
@@ -62,10 +69,14 @@ class BatchFactsParser:
                     oid, size = _header(bytes(buffer[pos:newline]))
                     start = newline + 1
                     if end - start > size:  # the whole blob and its trailing newline are here
-                        out.append((oid, facts_of(view[start : start + size])))
+                        with view[start : start + size] as content:
+                            out.append((oid, facts_of(content)))
+                            if self._spool is not None:
+                                self._spool.add(oid, content)
                         pos = start + size + 1
                         continue
-                    self._partial, pos = _Partial(oid, size), start
+                    keep = self._spool is not None and size <= MAX_BLOB
+                    self._partial, pos = _Partial(oid, size, keep), start
                 partial = self._partial
                 take = min(partial.remaining, end - pos)
                 if take:
@@ -75,6 +86,8 @@ class BatchFactsParser:
                     break
                 pos += 1  # the newline after the blob
                 out.append((partial.oid, partial.facts()))
+                if self._spool is not None and partial.content is not None:
+                    self._spool.add(partial.oid, partial.content)
                 self._partial = None
         finally:
             view.release()

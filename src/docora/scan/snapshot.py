@@ -16,18 +16,23 @@ import msgspec
 from psycopg import AsyncConnection
 
 from docora.git.mirror import has_commit
-from docora.git.stream import cat_file_batch
+from docora.git.spool import SpoolWriter
+from docora.git.stream import cat_file_batch, delta_bases
+from docora.scan import order
 from docora.scan.hashing import BatchFactsParser
 from docora.scan.lfs_content import LfsSource, LfsStats, resolve_pointers, rules_changed
 from docora.scan.tree import changed_rows, full_rows, ignore_file_changed
 from docora.store import scans
 from docora.store.scans import BlobFacts
 
-FACTS_PAGE = 10000
+FACTS_PAGE = 20000
 # git's inflation dominates hashing; two cat-file processes keep both cores busy. A page
-# of fewer blobs than this is read by one (a process costs more than it would save).
+# of fewer blobs than this is read by one (a process costs more than it would save), and
+# so is a mirror whose packs are large: each reader maps the packs it reads (its memory
+# grows with them), and one reader in chain order is fast already (scan/order.py).
 HASH_STREAMS = 2
 SPLIT_FROM_BLOBS = 64
+ONE_STREAM_FROM_PACK_BYTES = 32 * 1024 * 1024
 
 
 class ScanStats(msgspec.Struct, frozen=True):
@@ -74,7 +79,13 @@ async def scan_commit(
     try:
         await scans.copy_work(conn, rows)
         marks.append(time.perf_counter())
-        hashed, size = await _hash_new_blobs(conn, mirror, repository_id)
+        spool = SpoolWriter(mirror, commit)
+        try:
+            hashed, size = await _hash_new_blobs(conn, mirror, repository_id, spool)
+            spool.finish()
+        except BaseException:
+            spool.discard()
+            raise
         if lfs is not None:
             lfs_stats = await resolve_pointers(conn, mirror, commit, lfs, max_size=max_size)
         marks.append(time.perf_counter())
@@ -98,18 +109,18 @@ async def scan_commit(
 
 
 async def _hash_new_blobs(
-    conn: AsyncConnection, mirror: Path, repository_id: str
+    conn: AsyncConnection, mirror: Path, repository_id: str, spool: SpoolWriter | None = None
 ) -> tuple[int, int]:
     """(blobs, bytes) read and hashed: only blobs this repository never saw before."""
     hashed, size, after = 0, 0, ""
+    readers = 1 if pack_bytes(mirror) >= ONE_STREAM_FROM_PACK_BYTES else HASH_STREAMS
     while page := await scans.missing_facts(conn, repository_id, after=after, limit=FACTS_PAGE):
-        oids = list(dict.fromkeys(blob_id for _, blob_id in page))  # once each, in path order
-        streams = HASH_STREAMS if len(oids) >= SPLIT_FROM_BLOBS else 1
-        step = -(-len(oids) // streams)
-        parts = [oids[i : i + step] for i in range(0, len(oids), step)]
+        oids = list(dict.fromkeys(blob_id for _, blob_id in page))  # once each
+        trees = order.chains(oids, await delta_bases(mirror, oids))
+        parts = order.streams(trees, readers if len(oids) >= SPLIT_FROM_BLOBS else 1)
         facts = [
             f
-            for part in await asyncio.gather(*(read_facts(mirror, p) for p in parts))
+            for part in await asyncio.gather(*(read_facts(mirror, p, spool) for p in parts))
             for f in part
         ]
         await scans.store_facts(conn, repository_id, facts)
@@ -119,10 +130,19 @@ async def _hash_new_blobs(
     return hashed, size
 
 
-async def read_facts(mirror: Path, oids: list[str]) -> list[tuple[str, BlobFacts]]:
-    parser = BatchFactsParser()
+def pack_bytes(mirror: Path) -> int:
+    """The size of the mirror's packs: what each reader may come to map."""
+    return sum(p.stat().st_size for p in (mirror / "objects" / "pack").glob("*.pack"))
+
+
+async def read_facts(
+    mirror: Path, oids: list[str], spool: SpoolWriter | None = None
+) -> list[tuple[str, BlobFacts]]:
+    """Facts of the blobs, read by one `git cat-file` in the order given (chain order:
+    its cache of delta bases and its window on the packs may then stay small)."""
+    parser = BatchFactsParser(spool)
     facts: list[tuple[str, BlobFacts]] = []
-    async for piece in cat_file_batch(mirror, oids):
+    async for piece in cat_file_batch(mirror, oids, bounded=True):
         facts.extend(parser.feed(piece))
     parser.finish()
     return facts

@@ -140,6 +140,21 @@ WHERE app_id = %s AND repository_id = %s
 # The synced watches of repositories whose tip had not moved: checked now, next at their
 # phase of the interval (docora_next_check, migrations/0009, so that many repositories'
 # checks spread over it). For one repository or a batch of checks (store/checks.py).
+ALL_SYNCED_AT = """
+SELECT NOT EXISTS (SELECT 1 FROM watches WHERE repository_id = %(repository_id)s
+                   AND (status <> 'synced' OR commit_sha IS DISTINCT FROM %(commit_sha)s))
+"""
+
+
+async def all_synced_at(conn: AsyncConnection, repository_id: str, commit_sha: str) -> bool:
+    """Whether every watch of the repository is synced at `commit_sha`."""
+    cur = await conn.execute(
+        ALL_SYNCED_AT, {"repository_id": repository_id, "commit_sha": commit_sha}
+    )
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
 MARK_CHECKED = """
 UPDATE watches SET last_scanned_at = now(),
     next_check_at = docora_next_check(repository_id, %(rescan)s)
