@@ -32,8 +32,11 @@ def files(
         yield f"src/m{i % 97:02d}/f{i:06d}.txt", text_file(rnd, rnd.randint(*text_size))
     for i in range(binaries):
         yield f"assets/b{i:03d}.bin", rnd.randbytes(binary_size)
-    if big_binary:
-        yield "assets/huge.bin", rnd.randbytes(big_binary)
+    if big_binary:  # randbytes takes at most 2**31 bits at once
+        piece = 16 * 1024 * 1024
+        yield "assets/huge.bin", b"".join(
+            rnd.randbytes(min(piece, big_binary - at)) for at in range(0, big_binary, piece)
+        )
 
 
 def make_repository(path: Path, count: int, **options) -> str:

@@ -5,6 +5,7 @@
     python bench/throughput.py --large         # + 50k files / ~205 MB at concurrency 8
     python bench/throughput.py --only verify:8 # one scenario (receiver:concurrency)
     python bench/throughput.py --batch         # apps in batch delivery mode (SPEC 11)
+    python bench/throughput.py --huge          # + 50k files and a 500 MB binary, verify:8
 
 Separate `docora api` and `docora worker` processes on an embedded Postgres (or
 DATABASE_URL), SCAN_INTERVAL_MS=1000, and Node receivers (bench/receiver.js) that read each
@@ -44,10 +45,13 @@ from bench.harness import (  # noqa: E402
     service_environment,
     wait_http,
 )
+from bench.memory import PeakRss  # noqa: E402
 from bench.synth import make_repository  # noqa: E402
+from docora.deliver.content import chunk_count  # noqa: E402
 from docora.migrate import apply_migrations  # noqa: E402
-from tests.processes import PeakRss  # noqa: E402
 
+HUGE_BYTES = 500 * 1000 * 1000
+CHUNK_CHARS = 524_288  # BINARY_CHUNK_SIZE_BYTES, the default
 RECEIVERS = {"parse": [], "verify": ["--verify", KEY], "slow": ["--verify", KEY, "--delay-ms", "5"]}
 
 
@@ -96,7 +100,14 @@ class Service:
         self.database_url = database_url
         self.api_port = free_port()
         self.receiver_ports = {mode: free_port() for mode in RECEIVERS}
-        self.env = service_environment(root, database_url, self.api_port, SCAN_INTERVAL_MS="1000")
+        # MAX_FILE_SIZE_BYTES: the --huge scenario's 500 MB binary is a file to send.
+        self.env = service_environment(
+            root,
+            database_url,
+            self.api_port,
+            SCAN_INTERVAL_MS="1000",
+            MAX_FILE_SIZE_BYTES=str(600 * 1000 * 1000),
+        )
         self.procs: dict[str, subprocess.Popen] = {}
         self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}", timeout=60)
 
@@ -360,10 +371,10 @@ def status_reads_during(service: Service, repository: Path, total: int) -> list[
             time.sleep(0.02)
 
 
-def build(root: Path, name: str, count: int, size: tuple[int, int]) -> Path:
+def build(root: Path, name: str, count: int, size: tuple[int, int], big: int = 0) -> Path:
     started = time.perf_counter()
     path = root / "repos" / f"{name}-source.git"
-    make_repository(path, count, text_size=size)
+    make_repository(path, count, text_size=size, big_binary=big)
     subprocess.run(["git", "-C", str(path), "repack", "-adq"], check=True)
     packed = sum(f.stat().st_size for f in path.rglob("*.pack")) / 1e6
     took = time.perf_counter() - started
@@ -403,6 +414,7 @@ def main() -> None:
     parser.add_argument("--only", action="append", help="receiver:concurrency, e.g. verify:8")
     parser.add_argument("--status", action="store_true", help="resync rounds + status reads")
     parser.add_argument("--large", action="store_true", help="also 50k files / ~205 MB")
+    parser.add_argument("--huge", action="store_true", help="also 50k files plus one 500 MB binary")
     parser.add_argument("--profile", type=Path, help="py-spy the worker; raw stacks go here")
     parser.add_argument(
         "--batch", action="store_true", help="apps in batch delivery mode (SPEC 11)"
@@ -456,6 +468,13 @@ def main() -> None:
                 delivery_mode = "batch" if args.batch else "single"
                 r = initial_sync(service, large, "verify", 8, 50_020, None, delivery_mode)
                 report(f"50k verify c8 {delivery_mode}", r)
+            if args.huge:
+                huge = build(root, "50k+500MB", 50_000, (3600, 4400), big=HUGE_BYTES)
+                # The 500 MB file arrives as chunks, each a request the receiver counts.
+                events = 50_020 + chunk_count(HUGE_BYTES, CHUNK_CHARS)
+                delivery_mode = "batch" if args.batch else "single"
+                r = initial_sync(service, huge, "verify", 8, events, None, delivery_mode)
+                report(f"50k + 500 MB binary verify c8 {delivery_mode}", r)
 
 
 if __name__ == "__main__":

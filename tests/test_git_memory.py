@@ -8,11 +8,11 @@ from __future__ import annotations
 import hashlib
 import os
 
+from bench.memory import PeakRss
 from tests.conftest import RECEIVER_KEY, onboard
 from tests.e2e import wait_status, watch
 from tests.githttp import GitHttpServer
 from tests.gitrepo import fast_import
-from tests.processes import PeakRss
 from tests.test_lfs_memory import DigestReceiver
 from tests.worker import WorkerProcess, wait_for_workers
 

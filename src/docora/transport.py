@@ -41,6 +41,8 @@ import httpx
 from docora.net import Resolver, checked_addresses, system_resolver
 
 MAX_KEPT_BODY = 64 * 1024
+# Bodies up to this size are sent joined to their head in one write; larger ones follow it.
+JOIN_UP_TO = 256 * 1024
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -166,15 +168,22 @@ class _Connection(asyncio.Protocol):
         return self._parser.get_status_code()
 
     async def roundtrip(
-        self, request: bytes, read_timeout: float | None, sink: BodySink | None = None
+        self,
+        request: bytes,
+        read_timeout: float | None,
+        sink: BodySink | None = None,
+        body: bytes = b"",
     ) -> None:
-        """Write one request and wait until its whole answer has been read."""
+        """Write one request (`body`, when given, goes after it, unjoined) and wait until
+        its whole answer has been read."""
         assert self.transport is not None
         self._waiter = asyncio.get_running_loop().create_future()
         self._headers, self._body = [], bytearray()
         self._headers_done = self._received = self._truncated = False
         self._sink, self._sink_error = sink, None
         self.transport.write(request)
+        if body:
+            self.transport.write(body)
         try:
             async with asyncio.timeout(read_timeout) as deadline:
                 if sink is not None:

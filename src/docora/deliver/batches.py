@@ -19,8 +19,15 @@ class Batch:
     event_bytes: int = 0  # the events and the commas between them
 
     def body(self, repository: RepositoryRef, commit_sha: str, timestamp: str) -> bytes:
+        """The request body, built in one allocation (a batch is up to BATCH_MAX_BYTES)."""
         head, tail = batch_frame(repository, commit_sha, timestamp)
-        return head + b",".join(self.events) + tail
+        parts = [head]
+        for i, event in enumerate(self.events):
+            if i:
+                parts.append(b",")
+            parts.append(event)
+        parts.append(tail)
+        return b"".join(parts)
 
 
 class BatchPacker:

@@ -229,6 +229,7 @@ class WatchDelivery:
 
     def _batch_request(self, batch: Batch) -> Prepared:
         body = batch.body(self.repository, self.commit_sha, iso_timestamp())
+        batch.events = []  # in the body now; recording needs only the changes
         return Prepared(None, body, batch)
 
     async def _read_page(
