@@ -34,8 +34,11 @@ def files(
         yield f"assets/b{i:03d}.bin", rnd.randbytes(binary_size)
     if big_binary:  # randbytes takes at most 2**31 bits at once
         piece = 16 * 1024 * 1024
-        yield "assets/huge.bin", b"".join(
-            rnd.randbytes(min(piece, big_binary - at)) for at in range(0, big_binary, piece)
+        yield (
+            "assets/huge.bin",
+            b"".join(
+                rnd.randbytes(min(piece, big_binary - at)) for at in range(0, big_binary, piece)
+            ),
         )
 
 

@@ -130,8 +130,8 @@ def _username_for(host: str) -> str:
     return "x-access-token"
 
 
-# git's memory, bounded whatever the repository holds (measured with a 500 MB blob: a
-# fetch peaked at 500 MB of git's memory before, 23 MB after; a cat-file at 492 MB, 70 MB):
+# git's memory, bounded whatever the repository holds (tests/test_git_memory.py; with a
+# 500 MB blob, bench/throughput.py --huge, no git process took more than 68 MB):
 # - a fetch always keeps the pack (index-pack) rather than exploding few objects into
 #   loose files, which git reads by mapping each whole;
 # - objects above 16 MB are streamed by index-pack and cat-file, never held whole, and

@@ -27,9 +27,10 @@ from docora.store.scans import BlobFacts
 
 FACTS_PAGE = 20000
 # git's inflation dominates hashing; two cat-file processes keep both cores busy. A page
-# of fewer blobs than this is read by one (a process costs more than it would save), and
-# so is a mirror whose packs are large: each reader maps the packs it reads (its memory
-# grows with them), and one reader in chain order is fast already (scan/order.py).
+# of fewer blobs than SPLIT_FROM_BLOBS is read by one, in path order (a process costs more
+# than ordering or splitting would save), and so is a mirror whose packs are large: each
+# reader maps the packs it reads (its memory grows with them), and one reader in chain
+# order is fast already (scan/order.py).
 HASH_STREAMS = 2
 SPLIT_FROM_BLOBS = 64
 ONE_STREAM_FROM_PACK_BYTES = 32 * 1024 * 1024
@@ -116,8 +117,11 @@ async def _hash_new_blobs(
     readers = 1 if pack_bytes(mirror) >= ONE_STREAM_FROM_PACK_BYTES else HASH_STREAMS
     while page := await scans.missing_facts(conn, repository_id, after=after, limit=FACTS_PAGE):
         oids = list(dict.fromkeys(blob_id for _, blob_id in page))  # once each
-        trees = order.chains(oids, await delta_bases(mirror, oids))
-        parts = order.streams(trees, readers if len(oids) >= SPLIT_FROM_BLOBS else 1)
+        if len(oids) < SPLIT_FROM_BLOBS:  # a few changed files: one reader, no ordering
+            parts = [oids]
+        else:
+            trees = order.chains(oids, await delta_bases(mirror, oids))
+            parts = order.streams(trees, readers)
         facts = [
             f
             for part in await asyncio.gather(*(read_facts(mirror, p, spool) for p in parts))
