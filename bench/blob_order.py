@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.synth import make_repository  # noqa: E402
+from bench.synth import fetched_mirror  # noqa: E402
 from docora.git.stream import BOUNDED_READER, delta_bases  # noqa: E402
 from docora.scan import order  # noqa: E402
 
@@ -50,15 +50,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=50_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="docora-blob-order-") as tmp:
-        remote, mirror = Path(tmp) / "remote.git", Path(tmp) / "mirror.git"
-        make_repository(remote, args.files, text_size=(3600, 4400))
-        subprocess.run(["git", "-C", str(remote), "repack", "-adq"], check=True)
-        subprocess.run(["git", "init", "-q", "--bare", str(mirror)], check=True)
-        subprocess.run(
-            ["git", "fetch", "-q", "--depth=1", f"file://{remote}", "+main:refs/heads/main"],
-            cwd=mirror,
-            check=True,
-        )
+        mirror, _ = fetched_mirror(Path(tmp), args.files, text_size=(3600, 4400))
         listing = subprocess.run(
             ["git", "ls-tree", "-r", "main"], cwd=mirror, capture_output=True, text=True
         ).stdout

@@ -25,8 +25,8 @@ from psycopg_pool import AsyncConnectionPool
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import KEY, free_port, wait_http  # noqa: E402
-from bench.synth import make_repository  # noqa: E402
+from bench.harness import KEY, node_receiver  # noqa: E402
+from bench.synth import fetched_mirror  # noqa: E402
 from docora.db import embedded_postgres  # noqa: E402
 from docora.deliver.client import WebhookSender  # noqa: E402
 from docora.deliver.events import WatchKey  # noqa: E402
@@ -38,22 +38,6 @@ from docora.scan.hashing import facts_of  # noqa: E402
 from tests.pg import insert_watch  # noqa: E402
 
 APP, REPO = "app_" + "1" * 24, "repo_" + "1" * 24
-
-
-def mirror_of(root: Path, files: int) -> tuple[Path, str]:
-    remote, mirror = root / "remote.git", root / "mirror.git"
-    make_repository(remote, files, text_size=(4500, 5500))
-    subprocess.run(["git", "-C", str(remote), "repack", "-adq"], check=True)
-    subprocess.run(["git", "init", "-q", "--bare", str(mirror)], check=True)
-    subprocess.run(
-        ["git", "fetch", "-q", "--depth=1", f"file://{remote}", "+main:refs/heads/main"],
-        cwd=mirror,
-        check=True,
-    )
-    head = subprocess.run(
-        ["git", "rev-parse", "main"], cwd=mirror, capture_output=True, text=True, check=True
-    )
-    return mirror, head.stdout.strip()
 
 
 def snapshot(url: str, mirror: Path, commit: str, spool: bool) -> int:
@@ -138,18 +122,10 @@ def main() -> None:
         embedded_postgres(Path(tmp) / "pg", keep=False) as url,
     ):
         apply_migrations(url)
-        mirror, commit = mirror_of(Path(tmp), args.files)
+        mirror, commit = fetched_mirror(Path(tmp), args.files, text_size=(4500, 5500))
         snapshot(url, mirror, commit, spool=not args.no_spool)
-        port = free_port()
-        receiver = subprocess.Popen(
-            ["node", str(ROOT / "bench" / "receiver.js"), str(port), "--verify", KEY],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            wait_http(f"http://127.0.0.1:{port}/_stats")
+        with node_receiver("--verify", KEY) as port:
             sent, wall, cpu = asyncio.run(deliver(url, port, mirror, commit, args.batch))
-        finally:
-            receiver.terminate()
     source = "git" if args.no_spool else "the spool"
     mode = "batch" if args.batch else "single"
     print(

@@ -42,6 +42,23 @@ def wait_http(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+@contextlib.contextmanager
+def node_receiver(*args: str) -> Iterator[int]:
+    """bench/receiver.js on a free loopback port (`--verify KEY`, `--delay-ms N`...): its
+    port, once it answers."""
+    port = free_port()
+    receiver = subprocess.Popen(
+        ["node", str(ROOT / "bench" / "receiver.js"), str(port), *args],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/_stats")
+        yield port
+    finally:
+        receiver.terminate()
+        receiver.wait()
+
+
 def service_environment(
     root: Path, database_url: str, api_port: int, **overrides: str
 ) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +45,24 @@ def files(
 
 def make_repository(path: Path, count: int, **options) -> str:
     return fast_import(path, files(count, **options))
+
+
+def fetched_mirror(root: Path, count: int, **options) -> tuple[Path, str]:
+    """A repository of `count` files repacked as a host would, fetched (depth 1) into a bare
+    mirror as a sync fetches it: (the mirror, its commit)."""
+    remote, mirror = root / "remote.git", root / "mirror.git"
+    make_repository(remote, count, **options)
+    subprocess.run(["git", "-C", str(remote), "repack", "-adq"], check=True)
+    subprocess.run(["git", "init", "-q", "--bare", str(mirror)], check=True)
+    subprocess.run(
+        ["git", "fetch", "-q", "--depth=1", f"file://{remote}", "+main:refs/heads/main"],
+        cwd=mirror,
+        check=True,
+    )
+    head = subprocess.run(
+        ["git", "rev-parse", "main"], cwd=mirror, capture_output=True, text=True, check=True
+    )
+    return mirror, head.stdout.strip()
 
 
 def modify_one(path: Path, parent: str, target: str, content: bytes) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import KEY, free_port, wait_http  # noqa: E402
+from bench.harness import KEY, node_receiver  # noqa: E402
 from docora.deliver.signing import signed_headers  # noqa: E402
 from docora.transport import PinnedTransport  # noqa: E402
 
@@ -61,13 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=5000)
     args = parser.parse_args()
-    port = free_port()
-    receiver = subprocess.Popen(
-        ["node", str(ROOT / "bench" / "receiver.js"), str(port), "--verify", KEY],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/_stats")
+    with node_receiver("--verify", KEY) as port:
         url = f"http://127.0.0.1:{port}/hooks/create"
         transports = {
             "docora PinnedTransport": lambda: PinnedTransport(allow_private=True),
@@ -82,9 +75,6 @@ def main() -> None:
                 )
         stats = httpx.get(f"http://127.0.0.1:{port}/_stats").json()
         assert stats["bad_signatures"] == 0, stats
-    finally:
-        receiver.terminate()
-        receiver.wait()
 
 
 if __name__ == "__main__":
