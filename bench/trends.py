@@ -143,9 +143,12 @@ async def queries(url: str, app_id: str) -> None:
         samples = await timed(lambda: admin_trends.delivery_trend(db, window="24h", app_id=app_id))
         print(f"  trend from rollups, one app, 24h: {median_ms(samples)}", flush=True)
         rid = "repo_" + app_id[4:]
-        samples = await timed(
-            lambda: admin_trends.repository_trend(db, repository_id=rid, window="24h")
-        )
+
+        async def repository_read() -> None:  # what the API's route does
+            repository = await admin_trends.existing_repository(db, rid)
+            await admin_trends.repository_trend(db, repository=repository, window="24h")
+
+        samples = await timed(repository_read)
         print(f"  repository trend (syncs, lag), 24h: {median_ms(samples)}", flush=True)
         for label, extra in (("all apps", ""), ("one app", f" AND app_id = '{app_id}'")):
             sql = LOG_SERIES.format(app=extra)

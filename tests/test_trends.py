@@ -227,18 +227,12 @@ def test_checker_batches_and_retention(db, database_url):
     assert db.execute("SELECT repository_id, duration_ms FROM sync_runs").fetchall() == [
         (REPO, 812)
     ]
-    for table, column in (
-        ("check_minutes", "minute"),
-        ("sync_runs", "finished_at"),
-        ("delivery_minutes", "minute"),
-    ):
-        if table == "delivery_minutes":
-            db.execute(
-                "INSERT INTO delivery_minutes VALUES (now() - interval '15 days', %s, 1, 1, 0)",
-                (APP,),
-            )
-        else:
-            db.execute(f"UPDATE {table} SET {column} = {column} - interval '15 days'")
+    # Each table gets a row past the retention.
+    db.execute("UPDATE check_minutes SET minute = minute - interval '15 days'")
+    db.execute("UPDATE sync_runs SET finished_at = finished_at - interval '15 days'")
+    db.execute(
+        "INSERT INTO delivery_minutes VALUES (now() - interval '15 days', %s, 1, 1, 0)", (APP,)
+    )
 
     async def prune() -> int:
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:

@@ -18,7 +18,6 @@ from docora.config import Settings
 class StatusReport(msgspec.Struct):
     overview: OverviewBody
     failing: list[AdminWatchItem]
-    failing_shown: int
     failing_total: int
 
 
@@ -30,7 +29,6 @@ async def read_status(settings: Settings, *, limit: int) -> StatusReport:
     return StatusReport(
         overview=overview,
         failing=failing.items,
-        failing_shown=len(failing.items),
         failing_total=total,
     )
 
@@ -83,7 +81,7 @@ def as_text(report: StatusReport, width: int | None = None) -> str:
     for row in (header, *rows):
         fixed = "  ".join(_clip(row[i], sizes[i]).ljust(sizes[i]) for i in range(4))
         lines.append(fixed + "  " + _clip(row[4], max(20, width - len(fixed) - 2)))
-    if report.failing_total > report.failing_shown:
-        more = report.failing_total - report.failing_shown
+    if report.failing_total > len(report.failing):
+        more = report.failing_total - len(report.failing)
         lines.append(f"… and {more} more (--limit, or the console's Failures page)")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ from psycopg import AsyncConnection
 from docora.admin.models import DeliveryPoint, DeliveryTrend, LagPoint, RepositoryTrend, SyncPoint
 from docora.errors import MalformedInput, NotFound
 from docora.store import repositories, trends
+from docora.store.repositories import Repository
 
 # Window -> (step seconds, steps).
 WINDOWS: dict[str, tuple[int, int]] = {"1h": (60, 60), "24h": (600, 144), "7d": (3600, 168)}
@@ -112,19 +113,25 @@ async def delivery_trend(
     )
 
 
+async def existing_repository(db: AsyncConnection, repository_id: str) -> Repository:
+    repository = await repositories.get_repository(db, repository_id)
+    if repository is None:
+        raise NotFound(f"No repository {repository_id}")
+    return repository
+
+
 async def repository_trend(
-    db: AsyncConnection, *, repository_id: str, window: str, now: datetime | None = None
+    db: AsyncConnection, *, repository: Repository, window: str, now: datetime | None = None
 ) -> RepositoryTrend:
+    """`repository`: read by the caller, which shows it too (existing_repository)."""
     now = now or datetime.now(UTC)
     step, starts = window_steps(window, now)
-    if await repositories.get_repository(db, repository_id) is None:
-        raise NotFound(f"No repository {repository_id}")
     runs = await trends.sync_runs(
-        db, repository_id=repository_id, since=starts[0], limit=SYNCS_SHOWN
+        db, repository_id=repository.id, since=starts[0], limit=SYNCS_SHOWN
     )
     checks = await trends.check_steps(db, since=starts[0], step_s=step)
     return RepositoryTrend(
-        repository_id=repository_id,
+        repository_id=repository.id,
         window=window,  # type: ignore[arg-type]
         step_seconds=step,
         syncs=[

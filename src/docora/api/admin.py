@@ -333,7 +333,8 @@ class AdminController(Controller):
         repository_id: str = RepositoryIdParam,
         window: FromQuery[TrendWindow] = "24h",
     ) -> RepositoryTrend:
-        return await trends.repository_trend(db, repository_id=repository_id, window=window)
+        repository = await trends.existing_repository(db, repository_id)
+        return await trends.repository_trend(db, repository=repository, window=window)
 
     @get("/workers", summary="Live and stalled workers", responses=errors(401))
     async def workers(

@@ -98,17 +98,17 @@ def polylines(steps: int, series: list[Series], top: float) -> list[str]:
     width = WIDTH / steps
     marks = []
     for s in series:
-        run: list[str] = []
+        run: list[tuple[float, float]] = []
         for i, value in enumerate([*s.values, None]):
-            if value is None:
-                if len(run) == 1:  # a lone point still shows, as a short flat stroke
-                    x, y = run[0].split(",")
-                    run.append(f"{float(x) + width * 0.4:.2f},{y}")
-                if run:
-                    marks.append(f'<polyline class="{s.css}" points="{" ".join(run)}"/>')
-                run = []
+            if value is not None:
+                run.append(((i + 0.5) * width, _y(value, top)))
                 continue
-            run.append(f"{(i + 0.5) * width:.2f},{_y(value, top)}")
+            if len(run) == 1:  # a lone point still shows, as a short flat stroke
+                run.append((run[0][0] + width * 0.4, run[0][1]))
+            if run:
+                points = " ".join(f"{x:.2f},{y}" for x, y in run)
+                marks.append(f'<polyline class="{s.css}" points="{points}"/>')
+            run = []
     return marks
 
 
@@ -253,8 +253,8 @@ def repository_charts(trend: RepositoryTrend, prefix: str) -> tuple[Chart, Chart
         ),
     )
     lags = [p.max_lag_seconds for p in trend.lag]
-    lag_top = nice_ceiling(max(lags, default=0))
     worst = max(lags, default=0)
+    lag_top = nice_ceiling(worst)
     lag = _chart(
         f"{prefix}-lag",
         f"Rescan lag per {step_words(trend.step_seconds)} (s), all repositories",

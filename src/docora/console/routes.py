@@ -39,7 +39,7 @@ from docora.bodies import OnboardRequest, circuit_breaker
 from docora.console import charts
 from docora.crypto import secret_matches
 from docora.errors import DocoraError, Forbidden
-from docora.store import repositories, sessions
+from docora.store import sessions
 from docora.web.context import WebContext
 from docora.web.errors import status_of
 from docora.web.ratelimit import RateLimiter, peer_address
@@ -298,9 +298,8 @@ class ConsoleController(Controller):
         window: FromQuery[str] = "24h",
     ) -> Template:
         window = _window(window, "24h")
-        trend = await trends.repository_trend(db, repository_id=repository_id, window=window)
-        repo = await repositories.get_repository(db, repository_id)
-        assert repo is not None  # repository_trend answered 404 otherwise
+        repo = await trends.existing_repository(db, repository_id)
+        trend = await trends.repository_trend(db, repository=repo, window=window)
         watches = await queries.watch_page(
             db,
             status=None,
@@ -340,7 +339,6 @@ class ConsoleController(Controller):
         console: NamedDependency[Console],
         db: NamedDependency[AsyncConnection],
         app: FromQuery[str | None] = None,
-        app_id: FromQuery[str | None] = None,
         repository_id: FromQuery[str | None] = None,
         event: FromQuery[str | None] = None,
         outcome: FromQuery[str | None] = None,
@@ -348,7 +346,6 @@ class ConsoleController(Controller):
     ) -> Template:
         filters = {
             "app": app or None,
-            "app_id": app_id or None,
             "repository_id": repository_id or None,
             "event": event or None,
             "outcome": outcome or None,

@@ -9,26 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from docora.git.command import GitError, GitErrorKind, failure, git_environment
 
 READ_CHUNK = 1 << 20
-# Linux's F_SETPIPE_SZ: a pipe of 1 MiB instead of 64 KiB lets git write ahead and lets
-# each wake-up read a large piece (the hashing read of 55 MB took 3,700 reads).
-_F_SETPIPE_SZ = 1031
-PIPE_BYTES = 1 << 20
-
-
-def _widen_pipe(proc: asyncio.subprocess.Process) -> None:
-    transport = proc.stdout._transport if proc.stdout is not None else None  # type: ignore[attr-defined]
-    pipe = transport.get_extra_info("pipe") if transport is not None else None
-    if pipe is None:
-        return
-    with contextlib.suppress(OSError):  # not Linux, or over /proc/sys/fs/pipe-max-size
-        fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
 
 
 async def _start(args: Sequence[str], cwd: Path, *, stdin: bool) -> asyncio.subprocess.Process:
@@ -205,7 +191,6 @@ async def cat_file_batch(
     and git's caches are kept small (BOUNDED_READER)."""
     config = BOUNDED_READER if bounded else ()
     proc = await _start([*config, "cat-file", "--batch"], mirror, stdin=True)
-    _widen_pipe(proc)
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
 
     async def request() -> None:

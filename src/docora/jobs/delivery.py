@@ -54,6 +54,7 @@ async def deliver_watch(
         # revoked, or a newer snapshot not checked yet); the sync that checks it queues a
         # delivery if access holds.
         return
+    spooled_in: Path | None = None  # the mirror whose spool this delivery read
     try:
         if commit is not None:
             await _set(services, repo, watch, "scanning", watch_error=None, attempt=attempt)
@@ -69,6 +70,7 @@ async def deliver_watch(
                 finally:
                     if delivery.spool is not None:
                         delivery.spool.close()
+                        spooled_in = mirror
             log.info("delivered %d events to %s for %s", sent, app_id, repository_id)
         async with services.pool.connection() as conn:
             if await snapshots.current_commit(conn, repository_id) == commit:
@@ -80,9 +82,11 @@ async def deliver_watch(
                     commit_sha=commit,
                     rescan_ms=settings.rescan_interval_ms,
                 )
-                if commit is not None and await watches.all_synced_at(conn, repository_id, commit):
+                if spooled_in is not None and await watches.all_synced_at(
+                    conn, repository_id, commit
+                ):
                     # The last delivery of this commit: its spool has served (git/spool.py).
-                    remove_spool(services.mirror_for(repo), commit)
+                    remove_spool(spooled_in, commit)
     except WatchGone:
         return
     except asyncio.CancelledError:

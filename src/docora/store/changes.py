@@ -97,13 +97,9 @@ def page_sql(event: str, *, filtered: bool) -> str:
 # docora_deliveries_total with them (16 shards per label pair, so that concurrent watches
 # do not queue on one row) and the console's per-minute rollup.
 #
-# The batch travels as one JSON parameter, an array per item (ITEM_FIELDS) encoded by
-# msgspec: psycopg dumping a dozen arrays element by element in Python took a sixth of a
-# busy worker's time. The parameter count stays fixed whatever the batch size.
-ITEM_FIELDS = (
-    "delivery_id", "event", "path", "sha", "commit_sha", "status", "status_code",
-    "latency_ms", "attempt", "error", "kind", "size",
-)  # fmt: skip
+# The batch travels as one JSON parameter, an array per item (the columns of _ITEMS, in
+# order) encoded by msgspec: psycopg dumping a dozen arrays element by element in Python
+# took a sixth of a busy worker's time. The parameter count stays fixed whatever the batch.
 # An item's kind: what it does to the delivered state.
 LOG_ONLY, UPSERT, DELETE = 0, 1, 2
 _ITEMS = """
@@ -277,7 +273,7 @@ def _kind(change: Change | None) -> int:
 
 
 def _items(batch: list[tuple[Change | None, LogEntry]]) -> str:
-    """The batch as the statements' `items` parameter: an array per item (ITEM_FIELDS).
+    """The batch as the statements' `items` parameter: an array per item (_ITEMS' columns).
     A log entry names the change it acknowledges (path, sha); a delete has no size."""
     rows = [
         (

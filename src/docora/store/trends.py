@@ -13,8 +13,6 @@ from psycopg.rows import class_row
 
 from docora.store.sql import filtered
 
-SYNC_OUTCOMES = ("synced", "unchanged", "failed")
-
 
 class BucketCount(msgspec.Struct, frozen=True):
     """Delivery attempts of one step of a series that fell in one latency bucket."""
