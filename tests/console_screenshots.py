@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import httpx
+import procrastinate
 import psycopg
 
 from docora.config import load_settings
@@ -40,7 +41,7 @@ PAGES = {
 }
 
 
-def populate(site: str, url: str) -> str:
+def populate(site: str, url: str) -> tuple[str, str]:
     with httpx.Client(base_url=site, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as api:
         apps = [
             api.post(
@@ -78,6 +79,14 @@ def populate(site: str, url: str) -> str:
         for app_id in apps:
             add_history(db, app_id, rids[0], minutes=24 * 60, per_minute=2)
         add_sync_history(db, rids[0], hours=24)
+    # Deliveries waiting for their retry (an hour away, so the worker leaves them be): the
+    # queue page names the app each is for.
+    jobs = procrastinate.App(connector=procrastinate.SyncPsycopgConnector(conninfo=url))
+    with jobs.open():
+        for app_id, rid in zip(apps, rids, strict=False):
+            jobs.configure_task("docora.deliver_watch", schedule_in={"hours": 1}).defer(
+                app_id=app_id, repository_id=rid
+            )
     return apps[1], rids[0]
 
 
