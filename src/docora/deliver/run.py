@@ -30,6 +30,7 @@ from docora.deliver.events import (
     whole_file,
 )
 from docora.deliver.payloads import ChunkInfo, FileBody, RepositoryRef, iso_timestamp
+from docora.deliver.progress import PublishedSnapshot
 from docora.deliver.recorder import AckRecorder
 from docora.deliver.signing import signed_headers
 from docora.errors import ExpectedFailure
@@ -37,7 +38,7 @@ from docora.git.lfs_cache import ObjectCache
 from docora.git.spool import SpoolReader
 from docora.git.spool import remove as remove_spool
 from docora.git.stream import BlobReader
-from docora.store import changes
+from docora.store import changes, watches
 from docora.store.changes import GROUP_ORDER, Change, LogEntry
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,9 @@ class WatchDelivery:
     ensure_lfs: Callable[[list[Change]], Awaitable[None]] | None = None
     # The blobs this host's scan of the commit kept (git/spool.py); None: all from git.
     spool: SpoolReader | None = None
+    # Set: the snapshot is a first one still being published, and the watch holds nothing
+    # (deliver/progress.py): its creates are sent as its parts become final.
+    published: PublishedSnapshot | None = None
 
     async def run(self) -> int:
         """Send every pending change: all deletes, then creates, then updates, each in path
@@ -292,6 +296,10 @@ class WatchDelivery:
     async def _pending(self, event: str) -> AsyncIterator[list[Change]]:
         """The group's changes, a page at a time, in path order; the next page is read
         while this one is sent, so the senders never wait for the database."""
+        if self.published is not None and event == "create":
+            async for page in self._published_pages(self.published):
+                yield page
+            return
         upcoming: asyncio.Task[list[Change]] | None = asyncio.create_task(self._page(event, ""))
         try:
             while upcoming is not None:
@@ -306,7 +314,36 @@ class WatchDelivery:
                 upcoming.cancel()
                 await asyncio.gather(upcoming, return_exceptions=True)
 
-    async def _page(self, event: str, after: str) -> list[Change]:
+    async def _published_pages(self, published: PublishedSnapshot) -> AsyncIterator[list[Change]]:
+        """The creates of a snapshot still being published, in path order: a page at a time
+        up to what is final, then the next part once it is, until the snapshot is complete."""
+        after = ""
+        while True:
+            page = await self._page("create", after, through=published.through)
+            if page:
+                yield page
+                after = page[-1].path
+            if len(page) == PAGE_SIZE:
+                continue
+            if published.complete:
+                return
+            await published.advance()
+            self._take_in_spool()
+            if published.complete:
+                async with self.pool.connection() as conn:
+                    # Counted against an empty snapshot when this delivery started.
+                    await watches.refresh_pending(
+                        conn, self.watch.repository_id, [self.watch.app_id]
+                    )
+
+    def _take_in_spool(self) -> None:
+        """The scan spools what each part read: take in what it added since."""
+        if self.spool is None:
+            self.spool = SpoolReader.open(self.mirror, self.commit_sha)
+        else:
+            self.spool.refresh()
+
+    async def _page(self, event: str, after: str, *, through: str | None = None) -> list[Change]:
         async with self.pool.connection() as conn:
             return await changes.change_page(
                 conn,
@@ -317,6 +354,7 @@ class WatchDelivery:
                 limit=PAGE_SIZE,
                 regexes=self.path_regexes,
                 includes=self.path_includes,
+                through=through,
             )
 
     async def _blob_pieces(self, change: Change, blobs: BlobReader) -> AsyncIterator[bytes]:

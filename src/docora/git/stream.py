@@ -1,15 +1,20 @@
 """Streaming git output: `ls-tree` records and `cat-file --batch` blobs.
 
-`sh` runs commands to completion; these two need a live pipe (records are read as git
-writes them, blobs are requested one after another from one long-lived process), so
-they use asyncio's subprocess support with the same hardened environment.
+`sh` runs commands to completion; these need a live pipe (records are read as git writes
+them, blobs are requested one after another from one long-lived process), so they use
+asyncio's subprocess support (a scan's blob stream: a thread, see cat_file_into) with the
+same hardened environment.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+import fcntl
+import os
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 from docora.git.command import GitError, GitErrorKind, failure, git_environment
@@ -183,36 +188,50 @@ BOUNDED_READER = (
 )
 
 
-async def cat_file_batch(
-    mirror: Path, oids: Sequence[str], *, bounded: bool = False
-) -> AsyncIterator[bytes]:
-    """Raw `git cat-file --batch` output for `oids`, requested all at once and read in
-    large pieces (no round trip per blob). `bounded`: the oids come in delta chain order,
-    and git's caches are kept small (BOUNDED_READER)."""
+async def cat_file_into(
+    mirror: Path, oids: Sequence[str], consume: Callable[[bytes], None], *, bounded: bool = False
+) -> None:
+    """Feed raw `git cat-file --batch` output for `oids` to `consume`, in large pieces (no
+    round trip per blob). `bounded`: the oids come in delta chain order, and git's caches
+    are kept small (BOUNDED_READER).
+
+    Read and consumed in a thread of its own: a scan publishing a snapshot in parts runs
+    beside the deliveries it let start, and read on the event loop, a piece per turn of
+    it, the hashing fell behind them (10k files: 2.0 s instead of 0.5 s). The requests go
+    in from a file, so git never waits on a pipe we are not reading."""
     config = BOUNDED_READER if bounded else ()
-    proc = await _start([*config, "cat-file", "--batch"], mirror, stdin=True)
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    with tempfile.TemporaryFile() as requests, tempfile.TemporaryFile() as errors:
+        requests.write("".join(f"{oid}\n" for oid in oids).encode())
+        requests.seek(0)
+        proc = subprocess.Popen(
+            ["git", *config, "cat-file", "--batch"],
+            cwd=str(mirror),
+            env=git_environment(),
+            stdin=requests,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+        )
+        try:
+            assert proc.stdout is not None
+            await asyncio.to_thread(_pump, proc.stdout.fileno(), consume)
+            code = await asyncio.to_thread(proc.wait)
+        finally:
+            if proc.poll() is None:  # cancelled: the pump then reads the end of the pipe
+                proc.kill()
+                proc.wait()
+            assert proc.stdout is not None
+            proc.stdout.close()
+        if code != 0:
+            errors.seek(0)
+            raise failure(errors.read().decode(errors="replace"), "cat-file")
 
-    async def request() -> None:
-        assert proc.stdin is not None
-        for start in range(0, len(oids), 1024):
-            proc.stdin.write("".join(f"{oid}\n" for oid in oids[start : start + 1024]).encode())
-            await proc.stdin.drain()
-        proc.stdin.close()
 
-    writer = asyncio.create_task(request())
-    try:
-        while piece := await proc.stdout.read(READ_CHUNK):
-            yield piece
-        await writer
-        stderr = await proc.stderr.read()
-        if await proc.wait() != 0:
-            raise failure(stderr.decode(errors="replace"), "cat-file")
-    finally:
-        writer.cancel()
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+def _pump(fd: int, consume: Callable[[bytes], None]) -> None:
+    # A wider pipe lets git write ahead of us and each read take more at once.
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, READ_CHUNK)
+    while piece := os.read(fd, READ_CHUNK):
+        consume(piece)
 
 
 async def delta_bases(mirror: Path, oids: Sequence[str]) -> dict[str, str | None]:

@@ -9,10 +9,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from procrastinate import JobContext
+from psycopg import AsyncConnection
 
 from docora.crypto import DecryptionError, client_key_context, watch_token_context
 from docora.deliver.events import WatchKey
 from docora.deliver.payloads import RepositoryRef
+from docora.deliver.progress import PublishedSnapshot, SnapshotStopped, publishing
 from docora.deliver.recorder import WatchGone
 from docora.deliver.run import BatchPolicy, ChunkPolicy, DeliveryFailed, Target, WatchDelivery
 from docora.deliver.targets import UnsafeTarget, check_target
@@ -22,14 +24,16 @@ from docora.git.lfs_cache import ObjectCache
 from docora.git.mirror import has_commit
 from docora.git.spool import SpoolReader
 from docora.git.spool import remove as remove_spool
+from docora.jobs.queue import sync_running
 from docora.jobs.retry import attempt_number
 from docora.jobs.services import Services
 from docora.net import RefusedAddress
 from docora.scan.lfs_content import ensure_objects
-from docora.store import apps, repositories, snapshots, watches
+from docora.store import apps, changes, repositories, snapshots, watches
 from docora.store.apps import AppRow
 from docora.store.changes import Change
 from docora.store.repositories import Repository
+from docora.store.snapshots import Progress
 from docora.store.watches import Watch
 
 log = logging.getLogger(__name__)
@@ -46,7 +50,7 @@ async def deliver_watch(
         app = await apps.get_app(conn, app_id)
         repo = await repositories.get_repository(conn, repository_id)
         watch = await watches.get_watch(conn, app_id, repository_id)
-        commit = await snapshots.current_commit(conn, repository_id)
+        commit, partial = await _snapshot_to_send(conn, watch, repository_id)
     if app is None or repo is None or watch is None:
         return  # unwatched or deleted meanwhile: nothing more for this watch
     if watch.verified_commit != commit:
@@ -61,6 +65,14 @@ async def deliver_watch(
             # The mirror is this host's: held against eviction while the delivery reads it.
             async with services.using_mirror(repo) as mirror:
                 delivery = await _prepare(services, app, repo, watch, commit, attempt, mirror)
+                if partial is not None:
+                    delivery.published = PublishedSnapshot(
+                        services.pool,
+                        repository_id,
+                        commit,
+                        through=partial.partial_through,
+                        sync_running=lambda: _sync_running(services, repository_id),
+                    )
                 async with services.pool.connection() as conn:
                     # The one place pending_changes is counted: what this delivery will
                     # send, whatever an older delivery of the watch did before it.
@@ -89,6 +101,10 @@ async def deliver_watch(
                     remove_spool(spooled_in, commit)
     except WatchGone:
         return
+    except SnapshotStopped as exc:
+        # What was acknowledged is recorded; the sync's retry hands the watch out again.
+        log.info("delivery to %s for %s paused: %s", app_id, repository_id, exc)
+        return
     except asyncio.CancelledError:
         # The worker is shutting down: say so rather than leave the watch `scanning`
         # with nobody working on it. The job is retried at once by the next worker. Not
@@ -112,6 +128,29 @@ async def deliver_watch(
             attempt=attempt,
         )
         raise
+
+
+async def _snapshot_to_send(
+    conn: AsyncConnection, watch: Watch | None, repository_id: str
+) -> tuple[str | None, Progress | None]:
+    """The commit this delivery sends: the complete snapshot's, or that of a first snapshot
+    still being published (with its progress) when the watch holds nothing yet: its
+    creates then go out as the parts become final (deliver/progress.py)."""
+    progress = await snapshots.progress(conn, repository_id)
+    commit = publishing(progress)
+    if (
+        commit is not None
+        and watch is not None
+        and watch.verified_commit == commit
+        and not await changes.holds_any(conn, watch.app_id, repository_id)
+    ):
+        return commit, progress
+    return progress.commit, None
+
+
+async def _sync_running(services: Services, repository_id: str) -> bool:
+    async with services.pool.connection() as conn:
+        return await sync_running(conn, repository_id)
 
 
 def _describe(exc: Exception) -> str:

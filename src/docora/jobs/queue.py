@@ -24,6 +24,8 @@ FORGET_MIRROR_TASK = "docora.forget_mirror"
 
 # Waits for the lock's turn, then says whether a job with it is waiting (migration 0010).
 _WAITING = "SELECT docora_job_waiting(%s)"
+# Procrastinate's unique index on (lock) WHERE status = 'doing' answers this.
+_RUNNING = "SELECT EXISTS (SELECT 1 FROM procrastinate_jobs WHERE lock = %s AND status = 'doing')"
 
 
 SYNC_LOCK_PREFIX = "repo:"
@@ -35,6 +37,13 @@ def sync_lock(repository_id: str) -> str:
 
 def deliver_lock(app_id: str, repository_id: str) -> str:
     return f"watch:{app_id}:{repository_id}"
+
+
+async def sync_running(conn: AsyncConnection, repository_id: str) -> bool:
+    """Whether a worker is running the repository's sync job."""
+    cur = await conn.execute(_RUNNING, (sync_lock(repository_id),))
+    row = await cur.fetchone()
+    return bool(row and row[0])
 
 
 class JobQueue:

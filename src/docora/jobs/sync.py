@@ -159,7 +159,7 @@ class SyncRun:
                 )
         elif head.commit_sha != snapshot_commit or self._lfs_mode_changed():
             snapshot_commit = await self._fetch_and_snapshot(
-                token, snapshot_commit, head.commit_sha
+                token, snapshot_commit, head.commit_sha, readable
             )
         if self.repo.consecutive_failures:
             async with self.services.pool.connection() as conn:
@@ -235,11 +235,19 @@ class SyncRun:
                     await watches.set_verified(conn, self.repo.id, app_ids, None)
         return readable
 
-    async def _fetch_and_snapshot(self, token: str | None, previous: str | None, tip: str) -> str:
+    async def _fetch_and_snapshot(
+        self, token: str | None, previous: str | None, tip: str, readable: list[str]
+    ) -> str:
         async with self.services.using_mirror(self.repo) as mirror:
             fetch_started = time.perf_counter()
             fetched = await self.services.fetch_mirror(self.repo, mirror, token=token, tip=tip)
             fetch_seconds = time.perf_counter() - fetch_started
+
+            async def first_part_published() -> None:
+                # A first snapshot's deliveries start with its first part (store/scans.py,
+                # deliver/progress.py); they are handed out again once it is complete.
+                await self._hand_out(readable, fetched)
+
             async with self.services.pool.connection() as conn:
                 stats = await scan_commit(
                     conn,
@@ -250,6 +258,7 @@ class SyncRun:
                     max_size=self.settings.max_file_size_bytes,
                     lfs=self.services.lfs_source(self.repo, token),
                     rescan_all=self._lfs_mode_changed(),
+                    first_part_published=first_part_published,
                 )
             if stats.lfs.downloaded or stats.blobs_hashed:
                 # LFS objects downloaded, blobs spooled for the deliveries (git/spool.py):
@@ -258,7 +267,8 @@ class SyncRun:
         metrics.BLOBS_HASHED.inc(stats.blobs_hashed)
         metrics.BYTES_HASHED.inc(stats.bytes_hashed)
         log.info(
-            "snapshot of %s at %s: %s scan, %d paths examined, %d blobs hashed; "
+            "snapshot of %s at %s: %s scan, %d paths examined, %d blobs hashed, "
+            "%d parts published before the end; "
             "fetch %.0f ms, list %.0f ms, hash %.0f ms, apply %.0f ms; "
             "%d LFS objects, %d downloaded (%d bytes)",
             self.repo.id,
@@ -266,6 +276,7 @@ class SyncRun:
             "full" if stats.full else "incremental",
             stats.paths_examined,
             stats.blobs_hashed,
+            stats.parts,
             fetch_seconds * 1000,
             stats.list_ms,
             stats.hash_ms,

@@ -59,7 +59,7 @@ LEFT JOIN LATERAL (SELECT 1 AS present FROM delivered_files d
                      AND d.path = s.path LIMIT 1) d
   ON true
 WHERE s.repository_id = %(repository_id)s AND s.path > %(after)s AND d.present IS NULL
-{keep_filter}
+{keep_filter}{upto}
 ORDER BY s.path LIMIT %(limit)s
 """,
     "update": """
@@ -83,10 +83,14 @@ _FILTERED = {
     "keep_filter": "  AND docora_path_included(s.path, %(regexes)s, %(includes)s)",
 }
 _UNFILTERED = {"delete_filter": "", "keep_filter": ""}
+# Creates of a first snapshot still being published: only its final rows (deliver/progress.py).
+_UP_TO = "  AND s.path <= %(through)s"
 
 
-def page_sql(event: str, *, filtered: bool) -> str:
-    return _PAGES[event].format_map(_FILTERED if filtered else _UNFILTERED)
+def page_sql(event: str, *, filtered: bool, bounded: bool = False) -> str:
+    return _PAGES[event].format_map(
+        (_FILTERED if filtered else _UNFILTERED) | {"upto": _UP_TO if bounded else ""}
+    )
 
 
 # Acknowledgements are recorded in batches, each batch by one statement in its own
@@ -222,9 +226,11 @@ async def change_page(
     limit: int,
     regexes: list[str] | None = None,
     includes: list[bool] | None = None,
+    through: str | None = None,
 ) -> list[Change]:
-    """A page of one group's changes; `regexes` / `includes`: the watch's path filter."""
-    sql = page_sql(event, filtered=regexes is not None)
+    """A page of one group's changes; `regexes` / `includes`: the watch's path filter;
+    `through`: creates only, of paths up to this one."""
+    sql = page_sql(event, filtered=regexes is not None, bounded=through is not None)
     params = {
         "app_id": app_id,
         "repository_id": repository_id,
@@ -232,10 +238,23 @@ async def change_page(
         "limit": limit,
         "regexes": regexes,
         "includes": includes,
+        "through": through,
     }
     async with conn.cursor(row_factory=class_row(Change)) as cur:
         await cur.execute(sql, params)
         return await cur.fetchall()
+
+
+HOLDS_ANY = """
+SELECT EXISTS (SELECT 1 FROM delivered_files WHERE app_id = %s AND repository_id = %s)
+"""
+
+
+async def holds_any(conn: AsyncConnection, app_id: str, repository_id: str) -> bool:
+    """Whether the app holds any file of the repository (its delivered state)."""
+    cur = await conn.execute(HOLDS_ANY, (app_id, repository_id))
+    row = await cur.fetchone()
+    return bool(row and row[0])
 
 
 async def record_acknowledged(

@@ -88,17 +88,35 @@ WHERE s.repository_id = %(repository_id)s AND s.path = w.path AND w.skip_reason 
 """
 # An LFS pointer's row carries the object's facts; the same blob read as a plain file
 # (LFS turned off, attributes changed) has another sha, so the row is rewritten then too.
-UPSERT_FILES = """
+# Only paths after `after` ({through}: and up to `through`): the parts a progressive
+# snapshot published already are not compared again.
+_UPSERT_FILES = """
 INSERT INTO snapshot_files (repository_id, path, sha, size, blob_id, is_binary, lfs)
 SELECT %(repository_id)s, w.path, coalesce(w.lfs_oid, f.sha), coalesce(w.lfs_size, f.size),
     w.blob_id, coalesce(w.lfs_binary, f.is_binary), w.lfs_oid IS NOT NULL
 FROM scan_work w JOIN blob_facts f
   ON f.repository_id = %(repository_id)s AND f.blob_id = w.blob_id
+WHERE w.path > %(after)s{through}
 ON CONFLICT (repository_id, path) DO UPDATE SET
     sha = EXCLUDED.sha, size = EXCLUDED.size, blob_id = EXCLUDED.blob_id,
     is_binary = EXCLUDED.is_binary, lfs = EXCLUDED.lfs
 WHERE (snapshot_files.blob_id, snapshot_files.sha)
     IS DISTINCT FROM (EXCLUDED.blob_id, EXCLUDED.sha)
+"""
+UPSERT_FILES = _UPSERT_FILES.format(through="")
+UPSERT_PART = _UPSERT_FILES.format(through=" AND w.path <= %(through)s")
+# A part of a first snapshot (migrations/0013): the rows up to `through` are final. The
+# first part also drops what a scan of another commit left published before it stopped.
+START_PARTS = """
+INSERT INTO snapshots (repository_id, commit_sha, partial_commit, partial_through)
+VALUES (%(repository_id)s, NULL, %(commit_sha)s, '')
+ON CONFLICT (repository_id) DO UPDATE
+SET partial_commit = EXCLUDED.partial_commit, partial_through = ''
+WHERE snapshots.commit_sha IS NULL
+"""
+PUBLISH_PART = """
+UPDATE snapshots SET partial_through = %(through)s
+WHERE repository_id = %(repository_id)s AND partial_commit = %(commit_sha)s
 """
 UPSERT_SKIPS = """
 INSERT INTO snapshot_skipped (repository_id, path, reason)
@@ -109,7 +127,8 @@ FINISH_SNAPSHOT = """
 UPDATE snapshots SET commit_sha = %(commit_sha)s, scanned_at = now(),
     fetch_count = fetch_count + 1, blobs_hashed = blobs_hashed + %(hashed)s,
     file_count = t.files, total_bytes = t.bytes, lfs_resolved = %(lfs_resolved)s,
-    lfs_objects = t.lfs_objects, lfs_bytes = t.lfs_bytes
+    lfs_objects = t.lfs_objects, lfs_bytes = t.lfs_bytes,
+    partial_commit = NULL, partial_through = NULL
 FROM (SELECT count(*) AS files, coalesce(sum(size), 0) AS bytes,
              count(*) FILTER (WHERE lfs) AS lfs_objects,
              coalesce(sum(size) FILTER (WHERE lfs), 0) AS lfs_bytes
@@ -198,6 +217,31 @@ async def skip_paths(conn: AsyncConnection, skipped: list[tuple[str, str]]) -> N
             await cur.executemany(SKIP_LFS, [{"path": p, "reason": r} for p, r in skipped])
 
 
+async def start_parts(conn: AsyncConnection, repository_id: str, commit_sha: str) -> None:
+    """Begin publishing a first snapshot in parts: nothing of it is final yet, and rows a
+    stopped scan published that the work table does not list are gone."""
+    params = {"repository_id": repository_id, "commit_sha": commit_sha}
+    async with conn.transaction():
+        await conn.execute(START_PARTS, params)
+        await conn.execute(DELETE_UNLISTED, params)
+
+
+async def publish_part(
+    conn: AsyncConnection, repository_id: str, commit_sha: str, *, after: str, through: str
+) -> None:
+    """Make the rows of paths in (after, through] final, and say so, in one transaction.
+    Every path up to `through` must have its blob facts."""
+    params = {
+        "repository_id": repository_id,
+        "commit_sha": commit_sha,
+        "after": after,
+        "through": through,
+    }
+    async with conn.transaction():
+        await conn.execute(UPSERT_PART, params)
+        await conn.execute(PUBLISH_PART, params)
+
+
 async def apply_work(
     conn: AsyncConnection,
     repository_id: str,
@@ -206,13 +250,16 @@ async def apply_work(
     full: bool,
     hashed: int,
     lfs_resolved: bool = False,
+    published: str = "",
 ) -> int:
-    """Make the snapshot match the work table in one transaction; return paths examined."""
+    """Make the snapshot match the work table in one transaction; return paths examined.
+    `published`: the paths up to it are final already (publish_part)."""
     params = {
         "repository_id": repository_id,
         "commit_sha": commit_sha,
         "hashed": hashed,
         "lfs_resolved": lfs_resolved,
+        "after": published,
     }
     async with conn.transaction():
         await conn.execute(ENSURE_SNAPSHOT, params)

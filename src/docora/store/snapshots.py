@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import msgspec
 from psycopg import AsyncConnection
+from psycopg.rows import class_row
 
 SELECT_COMMIT = "SELECT commit_sha FROM snapshots WHERE repository_id = %s"
+SELECT_PROGRESS = """
+SELECT commit_sha AS commit, partial_commit, partial_through
+FROM snapshots WHERE repository_id = %s
+"""
 
 SELECT_SKIPPED = """
 SELECT path, reason FROM snapshot_skipped WHERE repository_id = %s ORDER BY path LIMIT %s
@@ -15,6 +21,22 @@ async def current_commit(conn: AsyncConnection, repository_id: str) -> str | Non
     cur = await conn.execute(SELECT_COMMIT, (repository_id,))
     row = await cur.fetchone()
     return row[0] if row else None
+
+
+class Progress(msgspec.Struct, frozen=True):
+    """Where a repository's snapshot stands. `commit`: the complete snapshot's commit (None
+    before the first one ends). While a first snapshot is published in parts (store/scans
+    .py), `partial_commit` is its commit and its rows up to `partial_through` are final."""
+
+    commit: str | None = None
+    partial_commit: str | None = None
+    partial_through: str | None = None
+
+
+async def progress(conn: AsyncConnection, repository_id: str) -> Progress:
+    async with conn.cursor(row_factory=class_row(Progress)) as cur:
+        await cur.execute(SELECT_PROGRESS, (repository_id,))
+        return await cur.fetchone() or Progress()
 
 
 async def skipped_files(
