@@ -272,6 +272,7 @@ def initial_sync(
     delivery = stats["last"] - stats["first"]
     return {
         "total": stats["last"] - started,
+        "first": stats["first"] - started,
         "sync_job": service.job_seconds("docora.sync_repository", rid),
         "steps": service.sync_steps(rid),
         "delivery": delivery,
@@ -316,6 +317,7 @@ def summarize(raw: Path, top: int = 25) -> None:
 def report(label: str, r: dict) -> None:
     print(
         f"{label}: registration -> last create {r['total']:.2f} s"
+        f" (first event at {r['first']:.2f} s)"
         f" | sync job {r['sync_job']:.2f} s ({r['steps']})"
         f" | delivery {r['delivery']:.2f} s = {r['rate']:,.0f} events/s"
         f" | worker CPU {r['cpu']:.1f} s = {r['cpu_per_event_ms']:.2f} ms/event"

@@ -58,6 +58,10 @@ async def deliver_watch(
         # revoked, or a newer snapshot not checked yet); the sync that checks it queues a
         # delivery if access holds.
         return
+    if commit is not None and await _already_synced(services, watch, commit):
+        # Queued by a sync's end while a delivery that followed its parts was still
+        # sending (jobs/sync.py): that one finished the work.
+        return
     spooled_in: Path | None = None  # the mirror whose spool this delivery read
     try:
         if commit is not None:
@@ -146,6 +150,19 @@ async def _snapshot_to_send(
     ):
         return commit, progress
     return progress.commit, None
+
+
+async def _already_synced(services: Services, watch: Watch, commit: str) -> bool:
+    if watch.status != "synced" or watch.commit_sha != commit:
+        return False
+    async with services.pool.connection() as conn:
+        return not await changes.any_pending(
+            conn,
+            app_id=watch.app_id,
+            repository_id=watch.repository_id,
+            regexes=watch.path_regexes,
+            includes=watch.path_includes,
+        )
 
 
 async def _sync_running(services: Services, repository_id: str) -> bool:

@@ -131,6 +131,8 @@ class SyncRun:
         self.creds = Credentials.of(services, repo, watching)
         # The commit the repository's snapshot is at once the sync has run.
         self.commit: str | None = repo.snapshot_commit
+        # Deliveries were handed out at a first snapshot's first part (scan/snapshot.py).
+        self.handed_out_early = False
 
     async def execute(self) -> str:
         """Returns the outcome: `unchanged` (nothing fetched) or `synced`."""
@@ -165,7 +167,7 @@ class SyncRun:
             async with self.services.pool.connection() as conn:
                 await repositories.close_circuit(conn, self.repo.id)
         self.commit = snapshot_commit
-        await self._hand_out(readable, snapshot_commit)
+        await self._hand_out(readable, snapshot_commit, unless_synced=self.handed_out_early)
         return "synced"
 
     def _lfs_mode_changed(self) -> bool:
@@ -247,6 +249,7 @@ class SyncRun:
                 # A first snapshot's deliveries start with its first part (store/scans.py,
                 # deliver/progress.py); they are handed out again once it is complete.
                 await self._hand_out(readable, fetched)
+                self.handed_out_early = True
 
             async with self.services.pool.connection() as conn:
                 stats = await scan_commit(
@@ -287,12 +290,17 @@ class SyncRun:
         )
         return fetched
 
-    async def _hand_out(self, readable: list[str], commit: str | None) -> None:
+    async def _hand_out(
+        self, readable: list[str], commit: str | None, *, unless_synced: bool = False
+    ) -> None:
         """Queue one delivery task per readable watch, in the same transaction as its status
-        and the commit its access was verified at."""
-        if not readable:
-            return
+        and the commit its access was verified at. `unless_synced`: not to the watches
+        synced at `commit` already (by the deliveries a first part let start)."""
         async with self.services.pool.connection() as conn, conn.transaction():
+            if unless_synced and readable:
+                readable = await watches.not_synced_at(conn, self.repo.id, readable, commit)
+            if not readable:
+                return
             await watches.set_verified(conn, self.repo.id, readable, commit)
             await watches.set_watch_status(
                 conn,

@@ -245,6 +245,31 @@ async def change_page(
         return await cur.fetchall()
 
 
+async def any_pending(
+    conn: AsyncConnection,
+    *,
+    app_id: str,
+    repository_id: str,
+    regexes: list[str] | None = None,
+    includes: list[bool] | None = None,
+) -> bool:
+    """Whether the watch lacks anything of the snapshot (one row asked of each group)."""
+    for event in GROUP_ORDER:
+        page = await change_page(
+            conn,
+            event=event,
+            app_id=app_id,
+            repository_id=repository_id,
+            after="",
+            limit=1,
+            regexes=regexes,
+            includes=includes,
+        )
+        if page:
+            return True
+    return False
+
+
 HOLDS_ANY = """
 SELECT EXISTS (SELECT 1 FROM delivered_files WHERE app_id = %s AND repository_id = %s)
 """

@@ -174,6 +174,15 @@ UPDATE watches SET verified_commit = %(commit)s
 WHERE repository_id = %(repository_id)s AND app_id = ANY(%(app_ids)s)
 """
 
+# Locked until the caller's transaction ends: a delivery marking one synced meanwhile waits.
+NOT_SYNCED_AT = """
+SELECT app_id FROM watches
+WHERE repository_id = %(repository_id)s AND app_id = ANY(%(app_ids)s)
+  AND (status <> 'synced' OR commit_sha IS DISTINCT FROM %(commit)s)
+ORDER BY app_id
+FOR NO KEY UPDATE
+"""
+
 MARK_SYNCED = """
 UPDATE watches SET status = 'synced', commit_sha = %(commit_sha)s, last_error = NULL,
     retry_count = 0, last_scanned_at = now(), pending_changes = 0,
@@ -325,6 +334,16 @@ async def mark_synced(
             "rescan": rescan_ms,
         },
     )
+
+
+async def not_synced_at(
+    conn: AsyncConnection, repository_id: str, app_ids: list[str], commit: str | None
+) -> list[str]:
+    """Those of the watches not synced at `commit`, locked for the caller's transaction."""
+    cur = await conn.execute(
+        NOT_SYNCED_AT, {"repository_id": repository_id, "app_ids": app_ids, "commit": commit}
+    )
+    return [row[0] for row in await cur.fetchall()]
 
 
 async def set_verified(
