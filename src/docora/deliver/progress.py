@@ -77,10 +77,3 @@ class PublishedSnapshot:
             self.through = progress.partial_through
             return True
         return False
-
-
-def publishing(progress: Progress) -> str | None:
-    """The commit of a first snapshot whose parts are being published, if any."""
-    if progress.commit is None and progress.partial_commit is not None:
-        return progress.partial_commit
-    return None

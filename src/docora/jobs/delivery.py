@@ -14,7 +14,7 @@ from psycopg import AsyncConnection
 from docora.crypto import DecryptionError, client_key_context, watch_token_context
 from docora.deliver.events import WatchKey
 from docora.deliver.payloads import RepositoryRef
-from docora.deliver.progress import PublishedSnapshot, SnapshotStopped, publishing
+from docora.deliver.progress import PublishedSnapshot, SnapshotStopped
 from docora.deliver.recorder import WatchGone
 from docora.deliver.run import BatchPolicy, ChunkPolicy, DeliveryFailed, Target, WatchDelivery
 from docora.deliver.targets import UnsafeTarget, check_target
@@ -89,7 +89,7 @@ async def deliver_watch(
                         spooled_in = mirror
             log.info("delivered %d events to %s for %s", sent, app_id, repository_id)
         async with services.pool.connection() as conn:
-            if await snapshots.current_commit(conn, repository_id) == commit:
+            if (await snapshots.progress(conn, repository_id)).commit == commit:
                 await watches.mark_synced(
                     conn,
                     app_id=app_id,
@@ -141,12 +141,13 @@ async def _snapshot_to_send(
     still being published (with its progress) when the watch holds nothing yet: its
     creates then go out as the parts become final (deliver/progress.py)."""
     progress = await snapshots.progress(conn, repository_id)
-    commit = publishing(progress)
+    commit = progress.publishing
     if (
         commit is not None
         and watch is not None
         and watch.verified_commit == commit
-        and not await changes.holds_any(conn, watch.app_id, repository_id)
+        # Kept in the transaction that changes delivered_files (migrations/0005): exact.
+        and watch.files_delivered == 0
     ):
         return commit, progress
     return progress.commit, None

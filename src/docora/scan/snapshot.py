@@ -167,7 +167,7 @@ async def _hash_new_blobs(
     conn: AsyncConnection,
     mirror: Path,
     repository_id: str,
-    spool: SpoolWriter | None = None,
+    spool: SpoolWriter,
     parts: Parts | None = None,
 ) -> tuple[int, int]:
     """(blobs, bytes) read and hashed: only blobs this repository never saw before. With

@@ -270,18 +270,6 @@ async def any_pending(
     return False
 
 
-HOLDS_ANY = """
-SELECT EXISTS (SELECT 1 FROM delivered_files WHERE app_id = %s AND repository_id = %s)
-"""
-
-
-async def holds_any(conn: AsyncConnection, app_id: str, repository_id: str) -> bool:
-    """Whether the app holds any file of the repository (its delivered state)."""
-    cur = await conn.execute(HOLDS_ANY, (app_id, repository_id))
-    row = await cur.fetchone()
-    return bool(row and row[0])
-
-
 async def record_acknowledged(
     conn: AsyncConnection, batch: list[tuple[Change | None, LogEntry]], *, generation: int
 ) -> bool:

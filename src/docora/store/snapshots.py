@@ -6,7 +6,6 @@ import msgspec
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
-SELECT_COMMIT = "SELECT commit_sha FROM snapshots WHERE repository_id = %s"
 SELECT_PROGRESS = """
 SELECT commit_sha AS commit, partial_commit, partial_through
 FROM snapshots WHERE repository_id = %s
@@ -17,12 +16,6 @@ SELECT path, reason FROM snapshot_skipped WHERE repository_id = %s ORDER BY path
 """
 
 
-async def current_commit(conn: AsyncConnection, repository_id: str) -> str | None:
-    cur = await conn.execute(SELECT_COMMIT, (repository_id,))
-    row = await cur.fetchone()
-    return row[0] if row else None
-
-
 class Progress(msgspec.Struct, frozen=True):
     """Where a repository's snapshot stands. `commit`: the complete snapshot's commit (None
     before the first one ends). While a first snapshot is published in parts (store/scans
@@ -31,6 +24,11 @@ class Progress(msgspec.Struct, frozen=True):
     commit: str | None = None
     partial_commit: str | None = None
     partial_through: str | None = None
+
+    @property
+    def publishing(self) -> str | None:
+        """The commit of a first snapshot whose parts are being published, if any."""
+        return self.partial_commit if self.commit is None else None
 
 
 async def progress(conn: AsyncConnection, repository_id: str) -> Progress:
